@@ -1,0 +1,9 @@
+// Everything rcu/ offers: domains, QSBR and preemptible readers, Ptr.
+#pragma once
+
+#include <quiesce/rcu/cookie.hpp>
+#include <quiesce/rcu/domain.hpp>
+#include <quiesce/rcu/head.hpp>
+#include <quiesce/rcu/ptr.hpp>
+#include <quiesce/rcu/qsbr.hpp>
+#include <quiesce/rcu/read_lock.hpp>

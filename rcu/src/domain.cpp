@@ -1,0 +1,138 @@
+// Domain: construction, the default domain, the public entry points, stall
+// warnings and fork detection.
+#include <quiesce/rcu/domain.hpp>
+
+#include <pthread.h>
+
+#include <algorithm>
+
+#include <quiesce/rcu/qsbr.hpp>
+
+#include "domain_impl.hpp"
+#include "log.hpp"
+#include "membarrier.hpp"
+
+namespace quiesce::rcu {
+namespace detail {
+namespace {
+
+std::atomic<std::uint64_t> next_domain_id{1};
+
+// Bumped in the child of every fork(). A domain remembers the generation it
+// was made in; in a child its other threads (readers, the callback thread, a
+// driver holding gp_mutex_) are gone, so it refuses to be used.
+std::atomic<std::uint64_t> fork_generation{0};
+
+std::uint64_t current_fork_generation() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        pthread_atfork(nullptr, nullptr, [] {
+            // relaxed: the child has one thread.
+            fork_generation.fetch_add(1, std::memory_order_relaxed);
+        });
+    });
+    return fork_generation.load(std::memory_order_relaxed);  // relaxed: see above
+}
+
+ReadMode choose_mode(const DomainOptions& options) {
+    return options.use_membarrier && membarrier_available() ? ReadMode::kMembarrier
+                                                            : ReadMode::kFences;
+}
+
+}  // namespace
+
+DomainImpl::DomainImpl(Domain& owner, DomainOptions options)
+    : owner_(owner),
+      hot_(owner.hot()),
+      options_(std::move(options)),
+      mode_(choose_mode(options_)),
+      id_(next_domain_id.fetch_add(1, std::memory_order_relaxed)),  // relaxed: unique ids only
+      fork_generation_(current_fork_generation()) {
+    logger().debug("domain '{}': preemptible readers use {}", options_.name,
+                   mode_ == ReadMode::kMembarrier ? "membarrier" : "fences");
+}
+
+DomainImpl::~DomainImpl() = default;
+
+void DomainImpl::check_not_forked() const {
+    QUIESCE_CHECK(fork_generation_ == fork_generation.load(std::memory_order_relaxed),
+                  "an rcu::Domain created before fork() was used in the child; create domains "
+                  "after fork(), or exec()");
+}
+
+}  // namespace detail
+
+Domain::Domain(DomainOptions options)
+    : impl_(std::make_unique<detail::DomainImpl>(*this, std::move(options))) {}
+
+Domain::~Domain() {
+    impl_->shutdown();
+    // Threads that still hold a registration keep their record; orphan it so
+    // their exit does not touch this domain.
+    std::lock_guard global(detail::registry_mutex());
+    std::lock_guard lock(impl_->registry_mutex_);
+    for (detail::PreemptibleRecord* record : impl_->preemptible_) {
+        QUIESCE_CHECK(!record->reader.in_section(), "rcu::Domain destroyed inside a ReadLock");
+        record->domain = nullptr;
+    }
+    impl_->preemptible_.clear();
+}
+
+Domain& Domain::default_domain() {
+    // Never destroyed: detached threads may still read during exit.
+    static Domain* const instance = new Domain(DomainOptions{.name = "default"});
+    return *instance;
+}
+
+void Domain::synchronize() { impl_->synchronize(false); }
+void Domain::synchronize_expedited() { impl_->synchronize(true); }
+
+GpCookie Domain::start_grace_period() {
+    GpCookie cookie = impl_->snapshot();
+    impl_->request_gp(cookie.value());
+    return cookie;
+}
+
+GpCookie Domain::snapshot() const noexcept { return impl_->snapshot(); }
+bool Domain::poll(GpCookie cookie) const noexcept { return impl_->poll(cookie); }
+
+void Domain::call(Head* head, Callback fn) {
+    QsbrReader* reader = current_qsbr_reader(*this);
+    if (reader != nullptr && reader->is_online()) {
+        reader->call(head, fn);
+    } else {
+        impl_->call_on_worker(head, fn);
+    }
+}
+
+void Domain::barrier() {
+    QsbrReader* self = current_qsbr_reader(*this);
+    QUIESCE_ASSERT(self == nullptr || !self->is_online(),
+                   "barrier() on an online QSBR reader would wait for itself");
+    (void)self;
+    impl_->barrier();
+}
+
+ReadMode Domain::read_mode() const noexcept { return impl_->mode_; }
+
+void Domain::set_stall_hook(StallHook hook) {
+    std::lock_guard lock(impl_->stall_mutex_);
+    impl_->stall_hook_ = std::move(hook);
+}
+
+DomainStats Domain::stats() const {
+    DomainStats stats;
+    // relaxed: statistics, not synchronisation.
+    stats.grace_periods = impl_->stat_gps_.load(std::memory_order_relaxed);
+    stats.expedited = impl_->stat_expedited_.load(std::memory_order_relaxed);
+    stats.callbacks_invoked = impl_->stat_worker_invoked_.load(std::memory_order_relaxed);
+    stats.stall_warnings = impl_->stat_stalls_.load(std::memory_order_relaxed);
+    std::lock_guard lock(impl_->registry_mutex_);
+    stats.qsbr_readers = impl_->qsbr_.size();
+    stats.preemptible_readers = impl_->preemptible_.size();
+    return stats;
+}
+
+const std::string& Domain::name() const noexcept { return impl_->options_.name; }
+
+}  // namespace quiesce::rcu

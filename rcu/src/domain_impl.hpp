@@ -1,0 +1,167 @@
+// The cold state of a Domain (private): registry of readers, the
+// grace-period driver, the domain callback thread and barrier().
+//
+// Threading: gp_mutex_ is held by the one thread driving a grace period
+// (a synchronize() caller or the callback thread); registry_mutex_ guards the
+// reader lists; queue_mutex_ guards the callback thread's incoming queue. Lock
+// order: registry_mutex() (global) -> registry_mutex_ -> QsbrState::cb_mutex;
+// gp_mutex_ -> registry_mutex_. The algorithm and the labels [G*] [C*] [M*]
+// are in rcu/README.md.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <quiesce/rcu/domain.hpp>
+#include <quiesce/rcu/qsbr.hpp>
+#include <quiesce/rcu/read_lock.hpp>
+
+#include "seg_list.hpp"
+
+namespace quiesce::rcu::detail {
+
+using Clock = std::chrono::steady_clock;
+
+/// A QSBR reader's shared state (QsbrReader holds the owner-only fast path).
+struct QsbrState {
+    /// 0 while offline, else the last target reported. Written by the owner
+    /// ([Q2]), read by the driver ([G3]).
+    std::atomic<std::uint64_t> ctr{0};
+    /// Set by the driver when the current grace period counts this reader
+    /// ([G2]); exactly one of the owner ([Q3]) and the driver clears it.
+    std::atomic<bool> must_report{false};
+    /// steady_clock nanoseconds at the last report; relaxed, for stall warnings.
+    std::atomic<std::int64_t> last_qs_ns{0};
+    int tid = 0;
+    std::string name;
+
+    SegList callbacks;            // owner only
+    std::uint64_t requested = 0;  // owner only: newest cookie asked for
+
+    std::mutex cb_mutex;                      // guards the three fields below
+    bool cb_offline = false;                  // own callbacks go to the worker
+    Head* barrier_head = nullptr;             // a barrier() waits for this
+    std::atomic<bool> barrier_requested{false};  // = barrier_head != nullptr
+};
+
+/// A thread's registration as a preemptible reader (allocated by the thread).
+struct PreemptibleRecord {
+    PreemptibleReader reader;
+    DomainImpl* domain = nullptr;  // null once the domain is gone; global mutex
+    std::uint64_t domain_id = 0;
+    int tid = 0;
+};
+
+/// The global mutex for preemptible registrations: a thread exiting and a
+/// domain being destroyed both touch the same records.
+std::mutex& registry_mutex();
+
+/// Completion handshake of one barrier() call.
+struct BarrierContext {
+    std::atomic<std::int64_t> pending{1};
+    std::atomic<std::uint32_t> done{0};
+};
+struct BarrierHead : Head {
+    BarrierContext* context = nullptr;
+};
+void barrier_callback(Head* head) noexcept;
+
+class DomainImpl {
+public:
+    DomainImpl(Domain& owner, DomainOptions options);
+    ~DomainImpl();
+
+    // --- grace periods (grace_period.cpp) ---
+    GpCookie snapshot() const noexcept;
+    bool poll(GpCookie cookie) const noexcept;
+    void synchronize(bool expedited);
+    void request_gp(std::uint64_t cookie);
+    void qs_reported() noexcept;
+    std::uint64_t completed_seq() const noexcept;
+
+    // --- readers (qsbr.cpp, read_lock.cpp) ---
+    void register_qsbr(QsbrState& state);
+    void unregister_qsbr(QsbrState& state) noexcept;
+    void add_preemptible(PreemptibleRecord& record);
+    void remove_preemptible(PreemptibleRecord& record) noexcept;
+
+    // --- callbacks (worker.cpp) ---
+    void call_on_worker(Head* head, Callback fn) noexcept;
+    void hand_off(SegList& list) noexcept;
+    void barrier();
+    void shutdown();
+
+    // --- misc ---
+    void check_not_forked() const;
+    void warn_stall(Clock::duration age) noexcept;
+
+    Domain& owner_;
+    DomainHot& hot_;
+    const DomainOptions options_;
+    const ReadMode mode_;
+    const std::uint64_t id_;
+    const std::uint64_t fork_generation_;
+
+    // Grace-period sequence: 2n when n grace periods have completed, odd while
+    // one runs. Written by the driver (start) and the completer ([C1]).
+    std::atomic<std::uint64_t> gp_seq_{0};
+    // Newest cookie asked for through request_gp(); RMW max, any thread.
+    std::atomic<std::uint64_t> gp_requested_{0};
+    // Readers yet to report in the running grace period, plus the driver's
+    // bias while it arms them. [Q4] / [C1].
+    std::atomic<std::int64_t> qs_pending_{0};
+    // Bumped at each completion; driver waits here ([C2]).
+    std::atomic<std::uint32_t> gp_done_futex_{0};
+    std::atomic<std::uint32_t> gp_done_waiters_{0};
+    std::mutex gp_mutex_;
+    Clock::time_point gp_started_;  // driver only (under gp_mutex_)
+
+    std::mutex registry_mutex_;
+    std::vector<QsbrState*> qsbr_;                 // registry_mutex_
+    std::vector<PreemptibleRecord*> preemptible_;  // registry_mutex_
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_cv_;
+    Head* incoming_ = nullptr;          // queue_mutex_
+    Head** incoming_tail_ = &incoming_;  // queue_mutex_
+    std::size_t incoming_count_ = 0;    // queue_mutex_
+    bool worker_waiting_ = false;       // queue_mutex_
+    bool stopping_ = false;             // queue_mutex_
+    std::thread worker_;                // queue_mutex_ (start)
+
+    std::mutex barrier_mutex_;  // one barrier() at a time
+    std::mutex stall_mutex_;
+    StallHook stall_hook_;  // stall_mutex_
+
+    // Statistics; relaxed: counters, not synchronisation.
+    std::atomic<std::uint64_t> stat_gps_{0};
+    std::atomic<std::uint64_t> stat_expedited_{0};
+    std::atomic<std::uint64_t> stat_worker_invoked_{0};
+    std::atomic<std::uint64_t> stat_stalls_{0};
+
+private:
+    // grace_period.cpp
+    void drive_until(std::uint64_t cookie, bool expedited);
+    void drive_one(bool expedited);
+    void wait_preemptible(bool expedited);
+    bool preemptible_idle(std::uint64_t phase);
+    void start_qsbr_wait();
+    void complete_gp() noexcept;
+    void wait_complete(std::uint64_t end, bool expedited);
+    void smp_mb_master() noexcept;
+    // stall
+    std::chrono::nanoseconds next_stall_ = std::chrono::nanoseconds::max();  // driver only
+    std::chrono::nanoseconds stall_wait_budget() noexcept;
+    void stall_check() noexcept;
+    // worker.cpp
+    void ensure_worker_locked();
+    void worker_main();
+};
+
+}  // namespace quiesce::rcu::detail

@@ -1,0 +1,114 @@
+// Preemptible readers: registration on first ReadLock, unregistration at
+// thread exit, and the unlock-side wake of a sleeping driver.
+//
+// Threading: a thread's records are created and destroyed by that thread,
+// under registry_mutex() (global) so that a domain being destroyed can orphan
+// them concurrently.
+#include <quiesce/rcu/read_lock.hpp>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "domain_impl.hpp"
+#include "futex.hpp"
+
+namespace quiesce::rcu::detail {
+namespace {
+
+// Every preemptible registration of this thread; unregistered at thread exit.
+struct ThreadRecords {
+    std::vector<PreemptibleRecord*> records;
+    ~ThreadRecords() {
+        std::lock_guard lock(registry_mutex());
+        for (PreemptibleRecord* record : records) {
+            QUIESCE_ASSERT(!record->reader.in_section(), "thread exited inside a ReadLock");
+            if (record->domain != nullptr) record->domain->remove_preemptible(*record);
+            delete record;
+        }
+        tls_default_reader = nullptr;
+    }
+};
+thread_local ThreadRecords tls_records;
+
+// Last non-default domain looked up by this thread. Keyed by the domain's id,
+// which is never reused, so a new domain at a dead one's address cannot match.
+struct LookupCache {
+    std::uint64_t domain_id;
+    PreemptibleReader* reader;
+};
+[[gnu::tls_model("initial-exec")]] constinit thread_local LookupCache tls_cache{0, nullptr};
+
+PreemptibleRecord* find_record(const DomainImpl& impl) {
+    for (PreemptibleRecord* record : tls_records.records) {
+        if (record->domain_id == impl.id_) return record;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+std::mutex& registry_mutex() {
+    static std::mutex mutex;
+    return mutex;
+}
+
+PreemptibleReader* register_default_reader() {
+    PreemptibleReader* reader = reader_for(Domain::default_domain());
+    tls_default_reader = reader;
+    return reader;
+}
+
+PreemptibleReader* reader_for(Domain& domain) {
+    DomainImpl& impl = domain.impl();
+    if (tls_cache.domain_id == impl.id_) return tls_cache.reader;
+    PreemptibleRecord* record = find_record(impl);
+    if (record == nullptr) {
+        record = new PreemptibleRecord;
+        record->reader.hot = &domain.hot();
+        record->reader.fences = impl.mode_ == ReadMode::kFences;
+        record->domain = &impl;
+        record->domain_id = impl.id_;
+        record->tid = static_cast<int>(syscall(SYS_gettid));
+        std::lock_guard lock(registry_mutex());
+        impl.add_preemptible(*record);
+        tls_records.records.push_back(record);
+    }
+    tls_cache = {impl.id_, &record->reader};
+    return &record->reader;
+}
+
+void PreemptibleReader::wake_driver(DomainHot* hot) noexcept {
+    // Only the driver sets -1, and only while it sleeps for old-phase readers;
+    // several readers may get here, the extra wakes are harmless.
+    hot->reader_futex.store(0, std::memory_order_relaxed);  // relaxed: the futex call orders it
+    futex_wake_all(&hot->reader_futex);
+}
+
+void DomainImpl::add_preemptible(PreemptibleRecord& record) {
+    check_not_forked();
+    std::lock_guard lock(registry_mutex_);
+    preemptible_.push_back(&record);
+}
+
+void DomainImpl::remove_preemptible(PreemptibleRecord& record) noexcept {
+    std::lock_guard lock(registry_mutex_);
+    std::erase(preemptible_, &record);
+}
+
+}  // namespace quiesce::rcu::detail
+
+namespace quiesce::rcu {
+
+bool in_read_section(Domain& domain) noexcept {
+    if (&domain == &Domain::default_domain()) {
+        auto* reader = detail::tls_default_reader;
+        return reader != nullptr && reader->in_section();
+    }
+    detail::PreemptibleRecord* record = detail::find_record(domain.impl());
+    return record != nullptr && record->reader.in_section();
+}
+
+}  // namespace quiesce::rcu

@@ -1,0 +1,149 @@
+// The domain callback thread: runs the callbacks of threads that do not run
+// their own, drives grace periods that were asked for without a waiting
+// caller (start_grace_period(), QSBR readers' callbacks), and barrier().
+//
+// Threading: the worker owns its SegList; other threads reach it only through
+// the incoming queue under queue_mutex_. It starts on first need and sleeps on
+// a condition variable (a futex) when there is nothing to do.
+#include <pthread.h>
+
+#include <algorithm>
+
+#include "domain_impl.hpp"
+#include "futex.hpp"
+#include "log.hpp"
+
+namespace quiesce::rcu::detail {
+
+void barrier_callback(Head* head) noexcept {
+    BarrierContext* context = static_cast<BarrierHead*>(head)->context;
+    // acq_rel: the callbacks that ran before this one happen-before barrier()
+    // returns (it acquires through the same counter or the futex word).
+    if (context->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        context->done.store(1, std::memory_order_release);  // pairs with the acquire in barrier()
+        futex_wake_all(&context->done);
+    }
+}
+
+void DomainImpl::call_on_worker(Head* head, Callback fn) noexcept {
+    check_not_forked();
+    head->func = fn;
+    head->next = nullptr;
+    std::lock_guard lock(queue_mutex_);
+    *incoming_tail_ = head;
+    incoming_tail_ = &head->next;
+    ++incoming_count_;
+    ensure_worker_locked();
+    if (worker_waiting_) queue_cv_.notify_one();
+}
+
+void DomainImpl::hand_off(SegList& list) noexcept {
+    if (list.empty()) return;
+    Head** last_next = nullptr;
+    std::size_t count = 0;
+    Head* first = list.take_all(&last_next, &count);
+    std::lock_guard lock(queue_mutex_);
+    *incoming_tail_ = first;
+    incoming_tail_ = last_next;
+    incoming_count_ += count;
+    ensure_worker_locked();
+    if (worker_waiting_) queue_cv_.notify_one();
+}
+
+void DomainImpl::ensure_worker_locked() {
+    if (worker_.joinable()) return;
+    worker_ = std::thread([this] { worker_main(); });
+}
+
+void DomainImpl::worker_main() {
+    std::string thread_name = "rcu-cb:" + options_.name;
+    thread_name.resize(std::min<std::size_t>(thread_name.size(), 15));
+    pthread_setname_np(pthread_self(), thread_name.c_str());
+    SegList local;
+    std::unique_lock lock(queue_mutex_);
+    for (;;) {
+        if (incoming_ != nullptr) {
+            local.enqueue_chain(incoming_, incoming_tail_, incoming_count_);
+            incoming_ = nullptr;
+            incoming_tail_ = &incoming_;
+            incoming_count_ = 0;
+        }
+        // acquire: pairs with the CAS in request_gp().
+        std::uint64_t wanted = gp_requested_.load(std::memory_order_acquire);
+        lock.unlock();
+
+        local.advance(completed_seq());
+        // Newly arrived callbacks get a cookie; wanted covers every segment.
+        wanted = std::max(wanted, local.accelerate(local.next_empty() ? 0 : snapshot().value()));
+        if (wanted > completed_seq()) drive_until(wanted, false);
+        local.advance(completed_seq());
+        while (Head* head = local.pop_done()) {
+            // Counted before the call: a barrier() that returns has seen it.
+            if (head->func != &barrier_callback)
+                stat_worker_invoked_.fetch_add(1, std::memory_order_relaxed);  // relaxed: counter
+            head->func(head);
+        }
+
+        lock.lock();
+        bool more = incoming_ != nullptr || !local.empty() ||
+                    gp_requested_.load(std::memory_order_acquire) > completed_seq();
+        if (more) continue;
+        if (stopping_) break;
+        worker_waiting_ = true;
+        queue_cv_.wait(lock);
+        worker_waiting_ = false;
+    }
+}
+
+void DomainImpl::barrier() {
+    check_not_forked();
+    QUIESCE_ASSERT(!in_read_section(owner_), "barrier() inside a ReadLock would wait for itself");
+    std::lock_guard serial(barrier_mutex_);
+    BarrierContext context;
+    std::vector<BarrierHead> heads;
+    {
+        std::lock_guard lock(registry_mutex_);
+        heads.resize(qsbr_.size() + 1);  // no reallocation below: heads are handed out
+        std::size_t used = 0;
+        for (QsbrState* state : qsbr_) {
+            std::lock_guard cb_lock(state->cb_mutex);
+            if (state->cb_offline) continue;  // its callbacks are already on the worker
+            BarrierHead& head = heads[used++];
+            head.context = &context;
+            head.func = &barrier_callback;
+            context.pending.fetch_add(1, std::memory_order_relaxed);  // published by the mutexes
+            state->barrier_head = &head;
+            // release: pairs with the acquire in QsbrReader::process_callbacks().
+            state->barrier_requested.store(true, std::memory_order_release);
+        }
+        // The worker's head goes last, after every callback queued so far on
+        // other threads; a reader going offline later hands its callbacks over
+        // before its own barrier head, so those are covered by that head.
+        BarrierHead& mine = heads.back();
+        mine.context = &context;
+        context.pending.fetch_add(1, std::memory_order_relaxed);
+        call_on_worker(&mine, &barrier_callback);
+    }
+    // Drop our bias; unless that finished it, sleep until the last head runs.
+    if (context.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) return;
+    while (context.done.load(std::memory_order_acquire) == 0) futex_wait(context.done, 0);
+}
+
+void DomainImpl::shutdown() {
+    {
+        std::lock_guard lock(registry_mutex_);
+        QUIESCE_CHECK(qsbr_.empty(), "rcu::Domain destroyed while QSBR readers are registered");
+    }
+    barrier();  // every callback queued so far runs
+    {
+        std::lock_guard lock(queue_mutex_);
+        stopping_ = true;
+        if (worker_waiting_) queue_cv_.notify_one();
+    }
+    if (worker_.joinable()) worker_.join();
+    // A callback may have queued another; the worker ran it before stopping
+    // (it only stops with nothing left), so nothing can remain.
+    QUIESCE_CHECK(incoming_ == nullptr, "callbacks queued during rcu::Domain destruction");
+}
+
+}  // namespace quiesce::rcu::detail

@@ -1,0 +1,200 @@
+// Callbacks: own lists of QSBR readers, the domain callback thread, retire(),
+// barrier(), and that every callback runs exactly once, also at shutdown.
+#include <catch2/catch.hpp>
+
+#include <thread>
+#include <vector>
+
+#include <quiesce/rcu/rcu.hpp>
+
+#include "reader_thread.hpp"
+#include "domain_impl.hpp"
+#include "wait.hpp"
+
+using namespace quiesce;
+using quiesce::test::ReaderThread;
+using quiesce::test::wait_until;
+
+namespace {
+
+struct Counted : rcu::Head {
+    std::atomic<int>* runs = nullptr;
+    std::vector<int>* order = nullptr;
+    int id = 0;
+};
+
+void count_run(rcu::Head* head) noexcept {
+    auto* c = static_cast<Counted*>(head);
+    c->runs->fetch_add(1);
+    if (c->order != nullptr) c->order->push_back(c->id);
+}
+
+struct Tracked {
+    static inline std::atomic<int> live{0};
+    Tracked() { live.fetch_add(1); }
+    ~Tracked() { live.fetch_sub(1); }
+};
+struct TrackedHead : rcu::Head, Tracked {};
+
+}  // namespace
+
+TEST_CASE("own callbacks run on the reader thread, in order, after a grace period",
+          "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-own"});
+    rcu::QsbrReader self(domain, "self");
+    std::atomic<int> runs{0};
+    std::vector<int> order;
+    std::vector<Counted> heads(10);
+    for (int i = 0; i < 10; ++i) {
+        heads[i].runs = &runs;
+        heads[i].order = &order;
+        heads[i].id = i;
+        self.call(&heads[i], &count_run);
+    }
+    CHECK(self.pending_callbacks() == 10);
+    CHECK(self.process_callbacks(100) == 0);  // asks for a grace period; none has passed
+    CHECK(runs.load() == 0);
+    REQUIRE(wait_until([&] {
+        self.quiescent_state();
+        self.process_callbacks(3);  // budget: at most three per call
+        return runs.load() > 0;
+    }));
+    CHECK(runs.load() <= 3);
+    while (self.pending_callbacks() > 0) {
+        self.quiescent_state();
+        self.process_callbacks(3);
+    }
+    CHECK(runs.load() == 10);
+    CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+}
+
+TEST_CASE("callbacks queued from a plain thread run on the domain callback thread",
+          "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-worker"});
+    std::atomic<int> runs{0};
+    std::vector<Counted> heads(100);
+    for (auto& h : heads) {
+        h.runs = &runs;
+        domain.call(&h, &count_run);
+    }
+    domain.barrier();
+    CHECK(runs.load() == 100);
+    CHECK(domain.stats().callbacks_invoked == 100);
+}
+
+TEST_CASE("retire deletes after a grace period, with or without an embedded Head",
+          "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-retire"});
+    int before = Tracked::live.load();
+    domain.retire(new Tracked);
+    domain.retire(new TrackedHead);
+    bool deleted = false;
+    domain.retire(new int(5), [&deleted](int* p) noexcept {
+        deleted = true;
+        delete p;
+    });
+    domain.barrier();
+    CHECK(Tracked::live.load() == before);
+    CHECK(deleted);
+}
+
+TEST_CASE("an object retired while a reader holds it outlives the read section",
+          "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-reader"});
+    ReaderThread reader(domain, "reader");
+    rcu::Ptr<TrackedHead> ptr(new TrackedHead);
+    std::atomic<TrackedHead*> seen{nullptr};
+    reader.run([&](rcu::QsbrReader&) { seen.store(ptr.load()); });  // holds a reference now
+    int live = Tracked::live.load();
+    domain.retire(ptr.exchange(nullptr));
+    rcu::GpCookie cookie = domain.start_grace_period();
+    REQUIRE(wait_until([&] { return domain.impl().qs_pending_.load() > 0; }));
+    CHECK(Tracked::live.load() == live);  // the reader has not reported: still alive
+    reader.report();
+    REQUIRE(wait_until([&] { return domain.poll(cookie); }));
+    reader.offline();  // barrier() would otherwise wait for it to run its own callbacks
+    domain.barrier();
+    CHECK(Tracked::live.load() == live - 1);
+}
+
+TEST_CASE("barrier waits for callbacks on online QSBR readers", "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-barrier"});
+    std::atomic<bool> stop{false};
+    std::atomic<int> runs{0};
+    std::vector<Counted> heads(50);
+    std::atomic<bool> queued{false};
+    std::thread loop([&] {
+        rcu::QsbrReader reader(domain, "loop");
+        for (auto& h : heads) {
+            h.runs = &runs;
+            reader.call(&h, &count_run);
+        }
+        queued.store(true);
+        while (!stop.load()) {
+            reader.quiescent_state();
+            reader.process_callbacks(8);
+            sched_yield();
+        }
+    });
+    REQUIRE(wait_until([&] { return queued.load(); }));
+    domain.barrier();
+    CHECK(runs.load() == 50);  // all 50 ran on the loop before barrier returned
+    stop.store(true);
+    loop.join();
+}
+
+TEST_CASE("a QSBR reader's callbacks survive it going offline and exiting", "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-handoff"});
+    std::atomic<int> runs{0};
+    std::vector<Counted> heads(20);
+    for (auto& h : heads) h.runs = &runs;
+    {
+        ReaderThread reader(domain, "short-lived");
+        reader.run([&](rcu::QsbrReader& r) {
+            for (int i = 0; i < 10; ++i) r.call(&heads[i], &count_run);
+        });
+        reader.offline();  // first ten go to the callback thread
+        reader.run([&](rcu::QsbrReader& r) {
+            for (int i = 10; i < 20; ++i) r.call(&heads[i], &count_run);  // offline: straight there
+        });
+        reader.online();
+    }  // exits
+    domain.barrier();
+    CHECK(runs.load() == 20);
+}
+
+TEST_CASE("every queued callback runs exactly once when the domain is destroyed",
+          "[rcu][unit]") {
+    std::atomic<int> runs{0};
+    std::vector<Counted> heads(1000);
+    {
+        rcu::Domain domain({.name = "cb-shutdown"});
+        std::thread producer([&] {
+            for (auto& h : heads) {
+                h.runs = &runs;
+                domain.call(&h, &count_run);
+            }
+        });
+        producer.join();
+    }
+    CHECK(runs.load() == 1000);
+}
+
+TEST_CASE("a callback may queue another callback", "[rcu][unit]") {
+    struct Chain : rcu::Head {
+        rcu::Domain* domain;
+        std::atomic<int>* steps;
+    };
+    std::atomic<int> steps{0};
+    rcu::Domain domain({.name = "cb-chain"});
+    Chain chain;
+    chain.domain = &domain;
+    chain.steps = &steps;
+    auto step = [](rcu::Head* head) noexcept {
+        auto* c = static_cast<Chain*>(head);
+        if (c->steps->fetch_add(1) + 1 < 3) c->domain->call(c, c->func);
+    };
+    domain.call(&chain, step);
+    REQUIRE(wait_until([&] { return steps.load() == 3; }));
+    CHECK(domain.stats().grace_periods >= 3);
+}
