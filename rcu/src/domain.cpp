@@ -48,8 +48,12 @@ DomainImpl::DomainImpl(Domain& owner, DomainOptions options)
       mode_(choose_mode(options_)),
       id_(next_domain_id.fetch_add(1, std::memory_order_relaxed)),  // relaxed: unique ids only
       fork_generation_(current_fork_generation()) {
-    logger().debug("domain '{}': preemptible readers use {}", options_.name,
-                   mode_ == ReadMode::kMembarrier ? "membarrier" : "fences");
+    // Said once at info for the default domain (what a server uses), at debug
+    // for the others (tests make hundreds).
+    logger().log(options_.name == "default" ? spdlog::level::info : spdlog::level::debug,
+                 "domain '{}': preemptible readers use {}", options_.name,
+                 mode_ == ReadMode::kMembarrier ? "membarrier (compiler barrier on the read side)"
+                                                : "full fences on the read side");
 }
 
 DomainImpl::~DomainImpl() = default;

@@ -1,0 +1,53 @@
+// Small helpers shared by the benchmarks: the machine line, percentiles and a
+// table that prints ours, the anchor and the ratio side by side.
+#pragma once
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace quiesce::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline std::string machine() {
+    std::string cpu = "unknown CPU";
+    std::ifstream info("/proc/cpuinfo");
+    for (std::string line; std::getline(info, line);) {
+        if (line.rfind("model name", 0) == 0) {
+            cpu = line.substr(line.find(':') + 2);
+            break;
+        }
+    }
+    utsname u{};
+    uname(&u);
+    return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs, Linux " +
+           u.release;
+}
+
+/// The q-th quantile (0..1) of `samples` (sorted in place).
+inline double quantile(std::vector<double>& samples, double q) {
+    if (samples.empty()) return 0;
+    std::sort(samples.begin(), samples.end());
+    auto index = static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1));
+    return samples[index];
+}
+
+/// One comparison row. `higher_is_better` decides the ratio's direction so
+/// that a ratio above 1 always means "ours is better".
+inline void row(const char* metric, const char* unit, double ours, const char* anchor_name,
+                double anchor, bool higher_is_better) {
+    double ratio = higher_is_better ? ours / anchor : anchor / ours;
+    std::printf("%-44s %14.3f %-6s %-22s %14.3f   ratio %6.2fx\n", metric, ours, unit, anchor_name,
+                anchor, ratio);
+    std::fflush(stdout);
+}
+
+}  // namespace quiesce::bench

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Counts test results from a meson testlog.json: Catch2 test cases where the
+output has Catch2's summary, one per meson test otherwise. A meson test that
+failed although its Catch2 summary says all passed (a sanitizer report at exit,
+a crash in teardown) counts one failure more. Prints "P passed, F failed"."""
+import json
+import re
+import sys
+
+SUMMARY = re.compile(r"test cases:\s+(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
+ALL_PASSED = re.compile(r"All tests passed \(\d+ assertions? in (\d+) test cases?\)")
+OK = {"OK", "EXPECTEDFAIL", "SKIP"}
+
+passed = failed = 0
+try:
+    lines = open(sys.argv[1]).read().splitlines()
+except OSError:
+    lines = []
+for line in lines:
+    if not line.strip():
+        continue
+    test = json.loads(line)
+    out = (test.get("stdout") or "") + (test.get("stderr") or "")
+    ok = test.get("result") in OK
+    m = SUMMARY.search(out)
+    a = ALL_PASSED.search(out)
+    if m:
+        p, f = int(m.group(2)), int(m.group(3))
+    elif a:
+        p, f = int(a.group(1)), 0
+    else:
+        p, f = (1, 0) if ok else (0, 1)
+    if not ok and f == 0:
+        f = 1
+    passed += p
+    failed += f
+if not lines:
+    failed += 1  # no log: meson test did not run
+print(f"{passed} passed, {failed} failed")

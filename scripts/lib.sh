@@ -1,0 +1,40 @@
+# Shared by scripts/run and scripts/test: the Debian 12 packages quiesce
+# builds with, and a function that installs whichever are missing.
+
+QUIESCE_PACKAGES=(
+  g++ meson ninja-build pkg-config python3
+  libevent-dev libboost-context-dev libspdlog-dev libfmt-dev catch2
+  liburcu-dev
+)
+
+# Installs the missing packages (apt-get update, then install -y). Not root:
+# prints the exact command and returns 1.
+ensure_packages() {
+  local missing=()
+  local pkg
+  for pkg in "${QUIESCE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "quiesce needs these Debian packages: ${missing[*]}" >&2
+    echo "run as root:  apt-get update && apt-get install -y ${missing[*]}" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+# configure_build DIR ARGS...: sets up DIR with ARGS, or reconfigures it if
+# it exists already (idempotent).
+configure_build() {
+  local dir=$1
+  shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@"
+  fi
+}
