@@ -169,7 +169,9 @@ void preemptible_reader(Torture& t, unsigned seed, Clock::time_point end) {
 // through its own callback lists, goes offline now and then, then exits.
 void qsbr_reader(Torture& t, unsigned seed, Clock::time_point end) {
     std::mt19937 rng(seed);
-    rcu::QsbrReader reader(t.domain, "torture-qsbr-" + std::to_string(seed));
+    std::string name = "torture-qsbr-";
+    name += std::to_string(seed);
+    rcu::QsbrReader reader(t.domain, std::move(name));
     auto life_end = Clock::now() + std::chrono::milliseconds(100 + rng() % 300);
     t.qsbr_threads.fetch_add(1, std::memory_order_relaxed);
     for (std::uint64_t i = 0; !deadline_passed(end) && !deadline_passed(life_end); ++i) {
@@ -228,8 +230,10 @@ TEST_CASE("rcutorture: readers never see an item older than its grace periods al
     t.free_item(t.current.exchange(nullptr));
 
     std::string histogram;
-    for (std::size_t i = 0; i < t.pipe_histogram.size(); ++i)
-        histogram += " " + std::to_string(t.pipe_histogram[i].load());
+    for (std::size_t i = 0; i < t.pipe_histogram.size(); ++i) {
+        histogram += ' ';
+        histogram += std::to_string(t.pipe_histogram[i].load());
+    }
     INFO("pipe histogram:" << histogram);
     INFO("reads " << t.reads.load() << ", items " << t.allocated.load() << ", grace periods "
                   << t.domain.stats().grace_periods << ", qsbr threads " << t.qsbr_threads.load()
