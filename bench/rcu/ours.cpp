@@ -9,28 +9,32 @@ namespace quiesce::bench {
 namespace {
 
 std::atomic<Node*> shared_node{nullptr};
-thread_local std::unique_ptr<rcu::QsbrReader> tls_reader;
-
 struct OursQsbr {
-    static void register_reader() { tls_reader = std::make_unique<rcu::QsbrReader>(); }
-    static void unregister_reader() { tls_reader.reset(); }
+    // A loop keeps its QsbrReader at hand (a member); so does the bench.
+    static std::unique_ptr<rcu::QsbrReader> register_reader() {
+        return std::make_unique<rcu::QsbrReader>();
+    }
+    static void unregister_reader(std::unique_ptr<rcu::QsbrReader>& reader) { reader.reset(); }
     template <typename F>
     static void read(F&& body) {
         body();
     }
-    static void quiescent() { tls_reader->quiescent_state(); }
+    static void quiescent(std::unique_ptr<rcu::QsbrReader>& reader) { reader->quiescent_state(); }
     static void synchronize() { rcu::Domain::default_domain().synchronize(); }
 };
 
 struct OursPreemptible {
-    static void register_reader() { rcu::ReadLock warm; }
-    static void unregister_reader() {}
+    static int register_reader() {
+        rcu::ReadLock warm;  // registers the thread
+        return 0;
+    }
+    static void unregister_reader(int) {}
     template <typename F>
     static void read(F&& body) {
         rcu::ReadLock lock;
         body();
     }
-    static void quiescent() {}
+    static void quiescent(int) {}
     static void synchronize() { rcu::Domain::default_domain().synchronize(); }
 };
 

@@ -11,14 +11,14 @@ std::atomic<Node*> shared_node{nullptr};
 std::shared_mutex mutex;
 
 struct SharedMutex {
-    static void register_reader() {}
-    static void unregister_reader() {}
+    static int register_reader() { return 0; }
+    static void unregister_reader(int) {}
     template <typename F>
     static void read(F&& body) {
         std::shared_lock lock(mutex);
         body();
     }
-    static void quiescent() {}
+    static void quiescent(int) {}
     // The updater's exchange happened outside the lock; taking the lock
     // exclusively waits out every reader that may still hold the old node.
     static void synchronize() { std::unique_lock lock(mutex); }

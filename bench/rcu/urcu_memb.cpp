@@ -10,15 +10,18 @@ namespace {
 std::atomic<Node*> shared_node{nullptr};
 
 struct UrcuMemb {
-    static void register_reader() { urcu_memb_register_thread(); }
-    static void unregister_reader() { urcu_memb_unregister_thread(); }
+    static int register_reader() {
+        urcu_memb_register_thread();
+        return 0;
+    }
+    static void unregister_reader(int) { urcu_memb_unregister_thread(); }
     template <typename F>
     static void read(F&& body) {
         urcu_memb_read_lock();
         body();
         urcu_memb_read_unlock();
     }
-    static void quiescent() {}
+    static void quiescent(int) {}
     static void synchronize() { urcu_memb_synchronize_rcu(); }
 };
 

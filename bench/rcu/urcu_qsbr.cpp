@@ -10,15 +10,18 @@ namespace {
 std::atomic<Node*> shared_node{nullptr};
 
 struct UrcuQsbr {
-    static void register_reader() { urcu_qsbr_register_thread(); }
-    static void unregister_reader() { urcu_qsbr_unregister_thread(); }
+    static int register_reader() {
+        urcu_qsbr_register_thread();
+        return 0;
+    }
+    static void unregister_reader(int) { urcu_qsbr_unregister_thread(); }
     template <typename F>
     static void read(F&& body) {
         urcu_qsbr_read_lock();  // empty in QSBR, as in ours
         body();
         urcu_qsbr_read_unlock();
     }
-    static void quiescent() { urcu_qsbr_quiescent_state(); }
+    static void quiescent(int) { urcu_qsbr_quiescent_state(); }
     static void synchronize() { urcu_qsbr_synchronize_rcu(); }
 };
 

@@ -48,6 +48,7 @@ DomainImpl::DomainImpl(Domain& owner, DomainOptions options)
       mode_(choose_mode(options_)),
       id_(next_domain_id.fetch_add(1, std::memory_order_relaxed)),  // relaxed: unique ids only
       fork_generation_(current_fork_generation()) {
+    hot_.fences = mode_ == ReadMode::kFences;  // before any reader can see the domain
     // Said once at info for the default domain (what a server uses), at debug
     // for the others (tests make hundreds).
     logger().log(options_.name == "default" ? spdlog::level::info : spdlog::level::debug,
@@ -66,8 +67,15 @@ void DomainImpl::check_not_forked() const {
 
 }  // namespace detail
 
-Domain::Domain(DomainOptions options)
-    : impl_(std::make_unique<detail::DomainImpl>(*this, std::move(options))) {}
+namespace detail {
+DomainHot default_hot;
+}
+
+Domain::Domain(DomainOptions options) : Domain(std::move(options), nullptr) {}
+
+Domain::Domain(DomainOptions options, detail::DomainHot* hot)
+    : hot_(hot != nullptr ? hot : &own_hot_),
+      impl_(std::make_unique<detail::DomainImpl>(*this, std::move(options))) {}
 
 Domain::~Domain() {
     impl_->shutdown();
@@ -76,7 +84,7 @@ Domain::~Domain() {
     std::lock_guard global(detail::registry_mutex());
     std::lock_guard lock(impl_->registry_mutex_);
     for (detail::PreemptibleRecord* record : impl_->preemptible_) {
-        QUIESCE_CHECK(!record->reader.in_section(), "rcu::Domain destroyed inside a ReadLock");
+        QUIESCE_CHECK(!record->reader->in_section(), "rcu::Domain destroyed inside a ReadLock");
         record->domain = nullptr;
     }
     impl_->preemptible_.clear();
@@ -84,7 +92,7 @@ Domain::~Domain() {
 
 Domain& Domain::default_domain() {
     // Never destroyed: detached threads may still read during exit.
-    static Domain* const instance = new Domain(DomainOptions{.name = "default"});
+    static Domain* const instance = new Domain(DomainOptions{.name = "default"}, &detail::default_hot);
     return *instance;
 }
 

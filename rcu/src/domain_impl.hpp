@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -52,7 +53,8 @@ struct QsbrState {
 
 /// A thread's registration as a preemptible reader (allocated by the thread).
 struct PreemptibleRecord {
-    PreemptibleReader reader;
+    PreemptibleReader* reader = nullptr;         // the thread-local one, or `owned`
+    std::unique_ptr<PreemptibleReader> owned;    // for domains other than the default
     DomainImpl* domain = nullptr;  // null once the domain is gone; global mutex
     std::uint64_t domain_id = 0;
     int tid = 0;
@@ -120,7 +122,10 @@ public:
     std::atomic<std::uint32_t> gp_done_futex_{0};
     std::atomic<std::uint32_t> gp_done_waiters_{0};
     std::mutex gp_mutex_;
-    Clock::time_point gp_started_;  // driver only (under gp_mutex_)
+    // Stall timing of the running grace period; driver only (under gp_mutex_).
+    // Started lazily: a grace period that ends while spinning never reads the clock.
+    bool gp_timed_ = false;
+    Clock::time_point gp_started_;
 
     std::mutex registry_mutex_;
     std::vector<QsbrState*> qsbr_;                 // registry_mutex_
@@ -150,6 +155,7 @@ private:
     void drive_until(std::uint64_t cookie, bool expedited);
     void drive_one(bool expedited);
     void wait_preemptible(bool expedited);
+    void wait_for_phase(std::uint64_t phase, bool expedited);
     bool preemptible_idle(std::uint64_t phase);
     void start_qsbr_wait();
     void complete_gp() noexcept;
@@ -157,6 +163,7 @@ private:
     void smp_mb_master() noexcept;
     // stall
     std::chrono::nanoseconds next_stall_ = std::chrono::nanoseconds::max();  // driver only
+    void start_stall_clock() noexcept;
     std::chrono::nanoseconds stall_wait_budget() noexcept;
     void stall_check() noexcept;
     // worker.cpp

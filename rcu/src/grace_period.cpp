@@ -70,10 +70,7 @@ void DomainImpl::drive_one(bool expedited) {
     // updates made before this grace period's start are visible to readers
     // that we do not wait for.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    gp_started_ = Clock::now();
-    next_stall_ = options_.stall_timeout.count() > 0
-                      ? std::chrono::nanoseconds(options_.stall_timeout)
-                      : std::chrono::nanoseconds::max();
+    gp_timed_ = false;  // the clock is read only once a wait outlasts its spinning
     wait_preemptible(expedited);
     start_qsbr_wait();
     wait_complete(seq + 2, expedited);
@@ -91,7 +88,7 @@ void DomainImpl::smp_mb_master() noexcept {
 bool DomainImpl::preemptible_idle(std::uint64_t phase) {
     for (PreemptibleRecord* record : preemptible_) {
         // [G4] acquire, pairs with [R2] in PreemptibleReader::unlock().
-        std::uint64_t ctr = record->reader.ctr.load(std::memory_order_acquire);
+        std::uint64_t ctr = record->reader->ctr.load(std::memory_order_acquire);
         if ((ctr & kNestMask) != 0 && (ctr & kPhaseBit) != phase) return false;
     }
     return true;
@@ -105,43 +102,58 @@ void DomainImpl::wait_preemptible(bool expedited) {
         if (preemptible_.empty()) return;
     }
     smp_mb_master();  // [M1] pairs with [R1]: readers' ctr stores are visible to the scans below
-    for (int flip = 0; flip < 2; ++flip) {
-        // Two flips: a reader that loaded the phase just before the first flip
-        // and stored it after our first scan began is caught by the second.
-        std::uint64_t phase = hot_.phase.load(std::memory_order_relaxed) ^ kPhaseBit;  // driver-only write
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // [F1] previous scan before the flip
-        hot_.phase.store(phase, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // [F2] the flip before the scans
-        bool sleeping = false;
-        for (int attempt = 0;; ++attempt) {
-            if (!expedited && attempt >= kActiveAttempts && !sleeping) {
-                sleeping = true;
-                hot_.reader_futex.store(-1, std::memory_order_relaxed);  // ordered by [M2]
-                smp_mb_master();  // [M2] pairs with [R3]: -1 is visible before we rescan
-            }
-            std::unique_lock lock(registry_mutex_);
-            if (preemptible_idle(phase)) break;
-            lock.unlock();
-            if (sleeping) {
-                futex_wait(hot_.reader_futex, -1, stall_wait_budget());
-                stall_check();
-            } else if (expedited && attempt >= kActiveAttempts) {
-                sched_yield();
-                stall_check();
-            } else {
-                cpu_relax();
-            }
+    // As liburcu: first wait out readers still in a section begun before the
+    // previous flip (a reader that loaded the phase just before that flip and
+    // stored it after that grace period's scan), then flip and wait out every
+    // section begun in the old phase. One flip per grace period.
+    std::uint64_t phase = hot_.phase.load(std::memory_order_relaxed);  // driver-only write
+    wait_for_phase(phase, expedited);
+    phase ^= kPhaseBit;
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // [F1] the scan above before the flip
+    hot_.phase.store(phase, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // [F2] the flip before the scans below
+    wait_for_phase(phase, expedited);
+    smp_mb_master();  // [M3] pairs with [R2]: the ended sections' loads precede what follows
+}
+
+// Waits until no preemptible reader is inside a section begun in a phase
+// other than `phase`: spins, then sleeps on reader_futex (or, expedited,
+// yields).
+void DomainImpl::wait_for_phase(std::uint64_t phase, bool expedited) {
+    bool sleeping = false;
+    for (int attempt = 0;; ++attempt) {
+        if (!expedited && attempt >= kActiveAttempts && !sleeping) {
+            sleeping = true;
+            hot_.reader_futex.store(-1, std::memory_order_relaxed);  // ordered by [M2]
+            smp_mb_master();  // [M2] pairs with [R3]: -1 is visible before we rescan
         }
-        if (sleeping) {
-            smp_mb_master();  // the scans that ended the wait come before the reset
-            hot_.reader_futex.store(0, std::memory_order_relaxed);
+        std::unique_lock lock(registry_mutex_);
+        if (preemptible_idle(phase)) break;
+        lock.unlock();
+        if (attempt >= kActiveAttempts) {
+            if (sleeping)
+                futex_wait(hot_.reader_futex, -1, stall_wait_budget());
+            else
+                sched_yield();
+            stall_check();
+        } else {
+            cpu_relax();
         }
     }
-    smp_mb_master();  // [M3] pairs with [R2]: the ended sections' loads precede what follows
+    if (sleeping) {
+        smp_mb_master();  // the scans that ended the wait come before the reset
+        hot_.reader_futex.store(0, std::memory_order_relaxed);
+    }
 }
 
 void DomainImpl::start_qsbr_wait() {
     std::lock_guard lock(registry_mutex_);
+    if (qsbr_.empty()) {
+        // Nobody to arm: a reader registering later sees every update made
+        // before now through registry_mutex_. Complete at once.
+        complete_gp();
+        return;
+    }
     std::uint64_t target = hot_.qs_gp.load(std::memory_order_relaxed) + 1;  // driver-only write
     qs_pending_.store(1, std::memory_order_relaxed);  // our bias; published by [G1]
     // [G1] seq_cst, pairs with [Q1] in QsbrReader::quiescent_state().

@@ -29,7 +29,7 @@ std::int64_t now_ns() noexcept {
 }  // namespace
 
 QsbrReader::QsbrReader(Domain& domain, std::string name)
-    : hot_(&domain.hot()), seen_(0), domain_(&domain), state_(std::make_unique<detail::QsbrState>()) {
+    : qs_gp_(&domain.hot().qs_gp), seen_(0), domain_(&domain), state_(std::make_unique<detail::QsbrState>()) {
     state_->tid = static_cast<int>(syscall(SYS_gettid));
     state_->name = name.empty() ? "tid " + std::to_string(state_->tid) : std::move(name);
     state_->last_qs_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stall info only
@@ -89,7 +89,7 @@ void QsbrReader::online() noexcept {
         std::lock_guard lock(state_->cb_mutex);
         state_->cb_offline = false;
     }
-    std::uint64_t target = hot_->qs_gp.load(std::memory_order_acquire);  // [Q1]
+    std::uint64_t target = qs_gp_->load(std::memory_order_acquire);  // [Q1]
     state_->ctr.store(target, std::memory_order_relaxed);  // ordered by [O1]
     // [O1] pairs with [G0]: either a grace period's driver sees this ctr, or
     // our reads below see every update made before that grace period began.

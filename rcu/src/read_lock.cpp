@@ -24,11 +24,12 @@ struct ThreadRecords {
     ~ThreadRecords() {
         std::lock_guard lock(registry_mutex());
         for (PreemptibleRecord* record : records) {
-            QUIESCE_ASSERT(!record->reader.in_section(), "thread exited inside a ReadLock");
+            QUIESCE_ASSERT(!record->reader->in_section(), "thread exited inside a ReadLock");
             if (record->domain != nullptr) record->domain->remove_preemptible(*record);
             delete record;
         }
-        tls_default_reader = nullptr;
+        records.clear();
+        tls_default_reader.hot = nullptr;  // a later ReadLock would register again
     }
 };
 thread_local ThreadRecords tls_records;
@@ -48,6 +49,23 @@ PreemptibleRecord* find_record(const DomainImpl& impl) {
     return nullptr;
 }
 
+PreemptibleRecord* add_record(Domain& domain, PreemptibleReader* reader,
+                              std::unique_ptr<PreemptibleReader> owned) {
+    DomainImpl& impl = domain.impl();
+    auto* record = new PreemptibleRecord;
+    record->reader = reader;
+    record->owned = std::move(owned);
+    record->domain = &impl;
+    record->domain_id = impl.id_;
+    record->tid = static_cast<int>(syscall(SYS_gettid));
+    std::lock_guard lock(registry_mutex());
+    // Published to the driver under registry_mutex_ (in add_preemptible).
+    reader->hot = &domain.hot();
+    impl.add_preemptible(*record);
+    tls_records.records.push_back(record);
+    return record;
+}
+
 }  // namespace
 
 std::mutex& registry_mutex() {
@@ -55,36 +73,32 @@ std::mutex& registry_mutex() {
     return mutex;
 }
 
-PreemptibleReader* register_default_reader() {
-    PreemptibleReader* reader = reader_for(Domain::default_domain());
-    tls_default_reader = reader;
-    return reader;
+void register_default_reader() {
+    add_record(Domain::default_domain(), &tls_default_reader, nullptr);
 }
 
 PreemptibleReader* reader_for(Domain& domain) {
+    if (&domain.hot() == &default_hot) {
+        if (tls_default_reader.hot == nullptr) register_default_reader();
+        return &tls_default_reader;
+    }
     DomainImpl& impl = domain.impl();
     if (tls_cache.domain_id == impl.id_) return tls_cache.reader;
     PreemptibleRecord* record = find_record(impl);
     if (record == nullptr) {
-        record = new PreemptibleRecord;
-        record->reader.hot = &domain.hot();
-        record->reader.fences = impl.mode_ == ReadMode::kFences;
-        record->domain = &impl;
-        record->domain_id = impl.id_;
-        record->tid = static_cast<int>(syscall(SYS_gettid));
-        std::lock_guard lock(registry_mutex());
-        impl.add_preemptible(*record);
-        tls_records.records.push_back(record);
+        auto owned = std::make_unique<PreemptibleReader>();
+        PreemptibleReader* reader = owned.get();
+        record = add_record(domain, reader, std::move(owned));
     }
-    tls_cache = {impl.id_, &record->reader};
-    return &record->reader;
+    tls_cache = {impl.id_, record->reader};
+    return record->reader;
 }
 
-void PreemptibleReader::wake_driver(DomainHot* hot) noexcept {
+void PreemptibleReader::wake_driver(DomainHot& domain) noexcept {
     // Only the driver sets -1, and only while it sleeps for old-phase readers;
     // several readers may get here, the extra wakes are harmless.
-    hot->reader_futex.store(0, std::memory_order_relaxed);  // relaxed: the futex call orders it
-    futex_wake_all(&hot->reader_futex);
+    domain.reader_futex.store(0, std::memory_order_relaxed);  // relaxed: the futex call orders it
+    futex_wake_all(&domain.reader_futex);
 }
 
 void DomainImpl::add_preemptible(PreemptibleRecord& record) {
@@ -103,12 +117,9 @@ void DomainImpl::remove_preemptible(PreemptibleRecord& record) noexcept {
 namespace quiesce::rcu {
 
 bool in_read_section(Domain& domain) noexcept {
-    if (&domain == &Domain::default_domain()) {
-        auto* reader = detail::tls_default_reader;
-        return reader != nullptr && reader->in_section();
-    }
+    if (&domain.hot() == &detail::default_hot) return detail::tls_default_reader.in_section();
     detail::PreemptibleRecord* record = detail::find_record(domain.impl());
-    return record != nullptr && record->reader.in_section();
+    return record != nullptr && record->reader->in_section();
 }
 
 }  // namespace quiesce::rcu

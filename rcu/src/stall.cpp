@@ -20,13 +20,24 @@ std::int64_t now_ns() noexcept {
 
 }  // namespace
 
+void DomainImpl::start_stall_clock() noexcept {
+    if (gp_timed_) return;
+    gp_timed_ = true;
+    gp_started_ = Clock::now();
+    next_stall_ = options_.stall_timeout.count() > 0
+                      ? std::chrono::nanoseconds(options_.stall_timeout)
+                      : std::chrono::nanoseconds::max();
+}
+
 std::chrono::nanoseconds DomainImpl::stall_wait_budget() noexcept {
+    start_stall_clock();
     if (next_stall_ == std::chrono::nanoseconds::max()) return std::chrono::nanoseconds(-1);
     auto left = next_stall_ - (Clock::now() - gp_started_);
     return std::max<std::chrono::nanoseconds>(left, std::chrono::milliseconds(1));
 }
 
 void DomainImpl::stall_check() noexcept {
+    start_stall_clock();
     if (next_stall_ == std::chrono::nanoseconds::max()) return;
     auto age = Clock::now() - gp_started_;
     if (age < next_stall_) return;
@@ -50,7 +61,7 @@ void DomainImpl::warn_stall(Clock::duration age) noexcept {
             }
             std::uint64_t phase = hot_.phase.load(std::memory_order_relaxed);
             for (const PreemptibleRecord* record : preemptible_) {
-                std::uint64_t ctr = record->reader.ctr.load(std::memory_order_relaxed);
+                std::uint64_t ctr = record->reader->ctr.load(std::memory_order_relaxed);
                 if ((ctr & kNestMask) == 0 || (ctr & kPhaseBit) == phase) continue;
                 holdouts.push_back({"tid " + std::to_string(record->tid), record->tid, false,
                                     std::chrono::duration_cast<std::chrono::nanoseconds>(age)});

@@ -55,7 +55,13 @@ struct alignas(base::kNoFalseSharing) DomainHot {
     /// -1 while the driver sleeps waiting for preemptible readers: the last
     /// unlock of an old-phase reader then wakes it ([R3] / [M2]).
     std::atomic<std::int32_t> reader_futex{0};
+    /// ReadMode::kFences: set once when the domain is made, before any reader.
+    bool fences = false;
 };
+
+/// The default domain's hot fields, at a fixed address so that the default
+/// ReadLock loads them directly (no pointer to follow).
+extern DomainHot default_hot;
 
 inline constexpr std::uint64_t kNestMask = (std::uint64_t{1} << 32) - 1;
 inline constexpr std::uint64_t kPhaseBit = std::uint64_t{1} << 32;
@@ -170,10 +176,13 @@ public:
 
     /// Internal: the implementation, for QsbrReader and ReadLock.
     detail::DomainImpl& impl() noexcept { return *impl_; }
-    detail::DomainHot& hot() noexcept { return hot_; }
+    detail::DomainHot& hot() noexcept { return *hot_; }
 
 private:
-    detail::DomainHot hot_;
+    Domain(DomainOptions options, detail::DomainHot* hot);
+
+    detail::DomainHot own_hot_;
+    detail::DomainHot* hot_;  // &own_hot_, or &detail::default_hot
     std::unique_ptr<detail::DomainImpl> impl_;
 };
 

@@ -55,7 +55,7 @@ public:
         // [Q1] acquire, pairs with [G1] in DomainImpl::start_qsbr_wait(): when
         // a new target is seen, the updates made before the grace period
         // began are visible to the reads that follow this report.
-        std::uint64_t target = hot_->qs_gp.load(std::memory_order_acquire);
+        std::uint64_t target = qs_gp_->load(std::memory_order_acquire);
         if (__builtin_expect(target == seen_, 1)) return;
         report(target);
     }
@@ -85,7 +85,7 @@ public:
 private:
     [[gnu::cold]] void report(std::uint64_t target) noexcept;
 
-    detail::DomainHot* hot_;
+    const std::atomic<std::uint64_t>* qs_gp_;  // &domain.hot().qs_gp: one hop on the fast path
     std::uint64_t seen_;  // last target reported; owner-only copy of state_->ctr
     bool online_ = true;
     Domain* domain_;

@@ -35,20 +35,20 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
     /// Nesting count (low 32 bits) | phase at the outermost lock. Written only
     /// by the owner thread; read by the driver in wait_for_readers().
     std::atomic<std::uint64_t> ctr{0};
+    /// The domain's hot fields once registered; null before.
     DomainHot* hot = nullptr;
-    bool fences = false;  // ReadMode::kFences: copied at registration
 
-    void lock() noexcept {
+    void lock(DomainHot& domain) noexcept {
         // relaxed: only this thread writes ctr.
         std::uint64_t v = ctr.load(std::memory_order_relaxed);
-        if ((v & kNestMask) == 0) {
+        if (__builtin_expect((v & kNestMask) == 0, 1)) {  // outermost: the common case
             // relaxed: the phase we copy is ordered by [M1] (the driver's
             // membarrier after each flip), not by this load.
-            ctr.store(hot->phase.load(std::memory_order_relaxed) | 1, std::memory_order_relaxed);
-            // [R1] pairs with [M1] in DomainImpl::wait_for_readers(): the ctr
+            ctr.store(domain.phase.load(std::memory_order_relaxed) | 1, std::memory_order_relaxed);
+            // [R1] pairs with [M1] in DomainImpl::wait_preemptible(): the ctr
             // store is visible before the section's loads, or the driver's
             // membarrier makes it so before the driver scans.
-            if (fences)
+            if (__builtin_expect(domain.fences, 0))
                 std::atomic_thread_fence(std::memory_order_seq_cst);
             else
                 std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -58,22 +58,23 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
         }
     }
 
-    void unlock() noexcept {
+    void unlock(DomainHot& domain) noexcept {
         std::uint64_t v = ctr.load(std::memory_order_relaxed);  // relaxed: owner-only
         QUIESCE_ASSERT((v & kNestMask) != 0, "ReadLock unlocked more often than locked");
-        if ((v & kNestMask) == 1) {
+        if (__builtin_expect((v & kNestMask) == 1, 1)) {
             // [R2] release, pairs with [G4] (the driver's acquire load of ctr):
             // the section's loads happen-before the driver sees it ended.
             ctr.store(v - 1, std::memory_order_release);
             // [R3] pairs with [M2]: the ctr store above is ordered before the
             // reader_futex load below (membarrier on the driver side, or a
             // fence here), so a sleeping driver is never missed.
-            if (fences)
+            if (__builtin_expect(domain.fences, 0))
                 std::atomic_thread_fence(std::memory_order_seq_cst);
             else
                 std::atomic_signal_fence(std::memory_order_seq_cst);
             // relaxed: ordered by [R3].
-            if (hot->reader_futex.load(std::memory_order_relaxed) == -1) wake_driver(hot);
+            if (__builtin_expect(domain.reader_futex.load(std::memory_order_relaxed) == -1, 0))
+                wake_driver(domain);
         } else {
             ctr.store(v - 1, std::memory_order_relaxed);  // relaxed: owner-only, nested
         }
@@ -83,40 +84,42 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
         return (ctr.load(std::memory_order_relaxed) & kNestMask) != 0;  // relaxed: owner-only
     }
 
-    [[gnu::cold]] static void wake_driver(DomainHot* hot) noexcept;
+    [[gnu::cold]] static void wake_driver(DomainHot& domain) noexcept;
 };
 
-/// The calling thread's reader for the default domain; null until its first
-/// ReadLock. Constant-initialised, initial-exec: one %fs-relative load.
-[[gnu::tls_model("initial-exec")]] inline constinit thread_local PreemptibleReader*
-    tls_default_reader = nullptr;
+/// The calling thread's reader of the default domain, as a thread-local
+/// object (like liburcu's): constant-initialised and initial-exec, so it is
+/// reached %fs-relative with no pointer to follow.
+[[gnu::tls_model("initial-exec")]] inline constinit thread_local PreemptibleReader
+    tls_default_reader{};
 
 /// Slow paths: register the calling thread (once per thread and domain).
-[[gnu::cold]] PreemptibleReader* register_default_reader();
+[[gnu::cold]] void register_default_reader();
 PreemptibleReader* reader_for(Domain& domain);
-
-inline PreemptibleReader* default_reader() {
-    PreemptibleReader* reader = tls_default_reader;
-    if (__builtin_expect(reader != nullptr, 1)) return reader;
-    return register_default_reader();
-}
 
 }  // namespace detail
 
 /// RAII preemptible read-side critical section. Nestable. Not movable: it
 /// must end on the thread and in the scope that began it.
 /// Thread: any (registers the thread on first use; may allocate then).
-/// Cost: a few instructions, no RMW, no fence (ReadMode::kMembarrier).
+/// Cost: a few instructions, no RMW, no fence (ReadMode::kMembarrier); the
+/// default domain's is the cheapest (fixed addresses only).
 class [[nodiscard]] ReadLock {
 public:
-    ReadLock() : reader_(detail::default_reader()) { reader_->lock(); }
-    explicit ReadLock(Domain& domain) : reader_(detail::reader_for(domain)) { reader_->lock(); }
-    ~ReadLock() { reader_->unlock(); }
+    ReadLock() : reader_(&detail::tls_default_reader), hot_(&detail::default_hot) {
+        if (__builtin_expect(reader_->hot == nullptr, 0)) detail::register_default_reader();
+        reader_->lock(*hot_);
+    }
+    explicit ReadLock(Domain& domain) : reader_(detail::reader_for(domain)), hot_(&domain.hot()) {
+        reader_->lock(*hot_);
+    }
+    ~ReadLock() { reader_->unlock(*hot_); }
     ReadLock(const ReadLock&) = delete;
     ReadLock& operator=(const ReadLock&) = delete;
 
 private:
     detail::PreemptibleReader* reader_;
+    detail::DomainHot* hot_;
 };
 
 /// True while the calling thread is inside a ReadLock of `domain`.
