@@ -110,8 +110,13 @@ TEST_CASE("an object retired while a reader holds it outlives the read section",
     rcu::GpCookie cookie = domain.start_grace_period();
     REQUIRE(wait_until([&] { return domain.impl().qs_pending_.load() > 0; }));
     CHECK(Tracked::live.load() == live);  // the reader has not reported: still alive
-    reader.report();
-    REQUIRE(wait_until([&] { return domain.poll(cookie); }));
+    // The callback thread may have started a grace period of its own for the
+    // retired object, making `cookie` name the next one: keep reporting, as a
+    // loop would, until it has passed.
+    REQUIRE(wait_until([&] {
+        reader.report();
+        return domain.poll(cookie);
+    }));
     reader.offline();  // barrier() would otherwise wait for it to run its own callbacks
     domain.barrier();
     CHECK(Tracked::live.load() == live - 1);

@@ -1,6 +1,8 @@
 // The QSBR side of the grace-period state machine, driven step by step.
 #include <catch2/catch.hpp>
 
+#include <mutex>
+
 #include <quiesce/rcu/qsbr.hpp>
 
 #include "reader_thread.hpp"
@@ -13,12 +15,14 @@ using quiesce::test::wait_until;
 
 namespace {
 
-// Starts a grace period and waits until its driver has published the new
-// QSBR target (from then on it waits for readers, which cannot end it early).
+// Starts a grace period and waits until its driver has armed every reader:
+// it publishes the new target and arms under registry_mutex_, so once the
+// target has changed, taking that mutex waits for the arming to finish.
 rcu::GpCookie start_and_arm(rcu::Domain& domain) {
     std::uint64_t before = domain.hot().qs_gp.load();
     rcu::GpCookie cookie = domain.start_grace_period();
     REQUIRE(wait_until([&] { return domain.hot().qs_gp.load() != before; }));
+    { std::lock_guard armed(domain.impl().registry_mutex_); }
     return cookie;
 }
 
@@ -41,12 +45,10 @@ TEST_CASE("the last reader to report completes the grace period", "[rcu][unit]")
     rcu::Domain domain({.name = "qsbr-last"});
     ReaderThread other(domain, "other");
     rcu::QsbrReader self(domain, "self");
-    rcu::GpCookie cookie = start_and_arm(domain);
+    rcu::GpCookie cookie = start_and_arm(domain);  // both of us are armed
     other.report();
-    // Wait until the driver has counted both of us, so that our report is
-    // certainly the last one; then the report itself ends the grace period.
-    REQUIRE(wait_until([&] { return domain.impl().qs_pending_.load() == 1; }));
-    self.quiescent_state();
+    CHECK(domain.impl().qs_pending_.load() == 1);  // only we are left
+    self.quiescent_state();  // so this report itself ends the grace period
     CHECK(domain.poll(cookie));
 }
 
