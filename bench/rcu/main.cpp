@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "../harness.hpp"
 #include "flavours.hpp"
@@ -24,6 +26,25 @@ std::pair<double, double> alternate(const std::function<double()>& ours,
         b.push_back(anchor());
     }
     return {quantile(a, 0.5), quantile(b, 0.5)};
+}
+
+// Median and p99 latency rows: each round measures ours then the anchor; the
+// rows print the medians over rounds of each round's median and p99.
+void latency_rows(const char* what, LatencyResult (*ours)(std::size_t), const char* anchor_name,
+                  LatencyResult (*anchor)(std::size_t), std::size_t samples) {
+    std::vector<double> ours_median, ours_p99, anchor_median, anchor_p99;
+    for (int r = 0; r < rounds; ++r) {
+        LatencyResult o = ours(samples);
+        LatencyResult a = anchor(samples);
+        ours_median.push_back(o.median_us);
+        ours_p99.push_back(o.p99_us);
+        anchor_median.push_back(a.median_us);
+        anchor_p99.push_back(a.p99_us);
+    }
+    std::string median = std::string(what) + ", median";
+    std::string p99 = std::string(what) + ", p99";
+    row(median.c_str(), "us", quantile(ours_median, .5), anchor_name, quantile(anchor_median, .5), false);
+    row(p99.c_str(), "us", quantile(ours_p99, .5), anchor_name, quantile(anchor_p99, .5), false);
 }
 
 }  // namespace
@@ -55,28 +76,10 @@ int main(int argc, char** argv) {
 
     std::printf("\n-- synchronize() latency while a reader reads back to back (us; ratio = anchor/ours)\n");
     const std::size_t samples = 2000;
-    {
-        std::vector<double> om, op, am, ap;
-        for (int r = 0; r < rounds; ++r) {
-            auto o = ours_qsbr_sync_latency(samples);
-            auto a = urcu_qsbr_sync_latency(samples);
-            om.push_back(o.median_us), op.push_back(o.p99_us);
-            am.push_back(a.median_us), ap.push_back(a.p99_us);
-        }
-        row("synchronize, QSBR reader, median", "us", quantile(om, .5), "liburcu urcu-qsbr", quantile(am, .5), false);
-        row("synchronize, QSBR reader, p99", "us", quantile(op, .5), "liburcu urcu-qsbr", quantile(ap, .5), false);
-    }
-    {
-        std::vector<double> om, op, am, ap;
-        for (int r = 0; r < rounds; ++r) {
-            auto o = ours_preemptible_sync_latency(samples);
-            auto a = urcu_memb_sync_latency(samples);
-            om.push_back(o.median_us), op.push_back(o.p99_us);
-            am.push_back(a.median_us), ap.push_back(a.p99_us);
-        }
-        row("synchronize, preemptible reader, median", "us", quantile(om, .5), "liburcu urcu-memb", quantile(am, .5), false);
-        row("synchronize, preemptible reader, p99", "us", quantile(op, .5), "liburcu urcu-memb", quantile(ap, .5), false);
-    }
+    latency_rows("synchronize, QSBR reader", ours_qsbr_sync_latency, "liburcu urcu-qsbr",
+                 urcu_qsbr_sync_latency, samples);
+    latency_rows("synchronize, preemptible reader", ours_preemptible_sync_latency,
+                 "liburcu urcu-memb", urcu_memb_sync_latency, samples);
 
     std::printf("\n-- callback throughput (queue N, wait until all ran; callbacks/s)\n");
     const std::size_t n = 1'000'000;
