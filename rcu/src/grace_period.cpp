@@ -120,27 +120,31 @@ void DomainImpl::wait_preemptible(bool expedited) {
 // other than `phase`: spins, then sleeps on reader_futex (or, expedited,
 // yields).
 void DomainImpl::wait_for_phase(std::uint64_t phase, bool expedited) {
-    bool sleeping = false;
+    bool armed = false;
     for (int attempt = 0;; ++attempt) {
-        if (!expedited && attempt >= kActiveAttempts && !sleeping) {
-            sleeping = true;
+        const bool sleep = !expedited && attempt >= kActiveAttempts;
+        if (sleep) {
+            // Re-armed on every pass: any outermost unlock (also of a reader
+            // we do not wait for) resets it to 0 and wakes us, and a futex
+            // word left at 0 would turn the sleeps below into a busy loop.
+            armed = true;
             hot_.reader_futex.store(-1, std::memory_order_relaxed);  // ordered by [M2]
             smp_mb_master();  // [M2] pairs with [R3]: -1 is visible before we rescan
         }
         std::unique_lock lock(registry_mutex_);
         if (preemptible_idle(phase)) break;
         lock.unlock();
-        if (attempt >= kActiveAttempts) {
-            if (sleeping)
-                futex_wait(hot_.reader_futex, -1, stall_wait_budget());
-            else
-                sched_yield();
+        if (sleep) {
+            futex_wait(hot_.reader_futex, -1, stall_wait_budget());
+            stall_check();
+        } else if (attempt >= kActiveAttempts) {
+            sched_yield();  // expedited: never sleep
             stall_check();
         } else {
             cpu_relax();
         }
     }
-    if (sleeping) {
+    if (armed) {
         smp_mb_master();  // the scans that ended the wait come before the reset
         hot_.reader_futex.store(0, std::memory_order_relaxed);
     }

@@ -6,6 +6,7 @@
 // them concurrently.
 #include <quiesce/rcu/read_lock.hpp>
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,21 +19,14 @@
 namespace quiesce::rcu::detail {
 namespace {
 
-// Every preemptible registration of this thread; unregistered at thread exit.
+// Every preemptible registration of this thread, unregistered at thread exit
+// by a pthread key destructor: glibc runs those after every C++ thread_local
+// destructor, so a ReadLock taken in such a destructor is still covered, and
+// if a later key destructor registers again, glibc calls ours once more.
 struct ThreadRecords {
     std::vector<PreemptibleRecord*> records;
-    ~ThreadRecords() {
-        std::lock_guard lock(registry_mutex());
-        for (PreemptibleRecord* record : records) {
-            QUIESCE_ASSERT(!record->reader->in_section(), "thread exited inside a ReadLock");
-            if (record->domain != nullptr) record->domain->remove_preemptible(*record);
-            delete record;
-        }
-        records.clear();
-        tls_default_reader.hot = nullptr;  // a later ReadLock would register again
-    }
 };
-thread_local ThreadRecords tls_records;
+[[gnu::tls_model("initial-exec")]] constinit thread_local ThreadRecords* tls_records = nullptr;
 
 // Last non-default domain looked up by this thread. Keyed by the domain's id,
 // which is never reused, so a new domain at a dead one's address cannot match.
@@ -42,8 +36,43 @@ struct LookupCache {
 };
 [[gnu::tls_model("initial-exec")]] constinit thread_local LookupCache tls_cache{0, nullptr};
 
+
+void unregister_thread(void* arg) noexcept {
+    auto* records = static_cast<ThreadRecords*>(arg);
+    {
+        std::lock_guard lock(registry_mutex());
+        for (PreemptibleRecord* record : records->records) {
+            QUIESCE_ASSERT(!record->reader->in_section(), "thread exited inside a ReadLock");
+            if (record->domain != nullptr) record->domain->remove_preemptible(*record);
+            delete record;
+        }
+    }
+    delete records;
+    tls_records = nullptr;
+    tls_default_reader.hot = nullptr;  // a later ReadLock registers afresh
+    tls_cache = {0, nullptr};
+}
+
+pthread_key_t exit_key() {
+    static const pthread_key_t key = [] {
+        pthread_key_t k;
+        QUIESCE_CHECK(pthread_key_create(&k, &unregister_thread) == 0, "pthread_key_create failed");
+        return k;
+    }();
+    return key;
+}
+
+ThreadRecords& thread_records() {
+    if (tls_records == nullptr) {
+        tls_records = new ThreadRecords;
+        QUIESCE_CHECK(pthread_setspecific(exit_key(), tls_records) == 0, "pthread_setspecific failed");
+    }
+    return *tls_records;
+}
+
 PreemptibleRecord* find_record(const DomainImpl& impl) {
-    for (PreemptibleRecord* record : tls_records.records) {
+    if (tls_records == nullptr) return nullptr;
+    for (PreemptibleRecord* record : tls_records->records) {
         if (record->domain_id == impl.id_) return record;
     }
     return nullptr;
@@ -62,7 +91,7 @@ PreemptibleRecord* add_record(Domain& domain, PreemptibleReader* reader,
     // Published to the driver under registry_mutex_ (in add_preemptible).
     reader->hot = &domain.hot();
     impl.add_preemptible(*record);
-    tls_records.records.push_back(record);
+    thread_records().records.push_back(record);
     return record;
 }
 
