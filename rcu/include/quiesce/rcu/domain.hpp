@@ -113,7 +113,8 @@ public:
     explicit Domain(DomainOptions options = {});
     /// Runs every callback still queued (a barrier()), then stops the domain
     /// callback thread. Precondition: no QsbrReader of this domain is still
-    /// registered and no thread is inside a ReadLock of it.
+    /// registered, and every ReadLock of it has been destroyed (its destructor
+    /// returned: the unlock reads the domain after the section has ended).
     ~Domain();
     Domain(const Domain&) = delete;
     Domain& operator=(const Domain&) = delete;
