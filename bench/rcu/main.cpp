@@ -43,7 +43,8 @@ void latency_rows(const char* what, LatencyResult (*ours)(std::size_t), const ch
     }
     std::string median = std::string(what) + ", median";
     std::string p99 = std::string(what) + ", p99";
-    row(median.c_str(), "us", quantile(ours_median, .5), anchor_name, quantile(anchor_median, .5), false);
+    row(median.c_str(), "us", quantile(ours_median, .5), anchor_name, quantile(anchor_median, .5),
+        false);
     row(p99.c_str(), "us", quantile(ours_p99, .5), anchor_name, quantile(anchor_p99, .5), false);
 }
 
@@ -54,11 +55,14 @@ int main(int argc, char** argv) {
     if (argc > 2) rounds = std::atoi(argv[2]);
     auto run = std::chrono::milliseconds(static_cast<long>(seconds * 1000));
     std::printf("quiesce rcu benchmark on %s\n", machine().c_str());
-    std::printf("one reader thread + one updater thread; %.1f s per run; medians of %d alternating rounds\n\n",
-                seconds, rounds);
+    std::printf(
+        "one reader thread + one updater thread; %.1f s per run; medians of %d alternating "
+        "rounds\n\n",
+        seconds, rounds);
 
-    std::printf("-- read-side throughput per reader thread (updater: replace + synchronize + free, "
-                "paced at 20k/s)\n");
+    std::printf(
+        "-- read-side throughput per reader thread (updater: replace + synchronize + free, "
+        "paced at 20k/s)\n");
     for (int qs : {1, 64}) {
         auto [ours, theirs] = alternate([&] { return ours_qsbr_reads(run, qs).reads_per_sec; },
                                         [&] { return urcu_qsbr_reads(run, qs).reads_per_sec; });
@@ -69,12 +73,15 @@ int main(int argc, char** argv) {
     {
         auto [ours, memb] = alternate([&] { return ours_preemptible_reads(run).reads_per_sec; },
                                       [&] { return urcu_memb_reads(run).reads_per_sec; });
-        row("preemptible reads (ReadLock)", "M/s", ours / 1e6, "liburcu urcu-memb", memb / 1e6, true);
+        row("preemptible reads (ReadLock)", "M/s", ours / 1e6, "liburcu urcu-memb", memb / 1e6,
+            true);
         double shm = shared_mutex_reads(run).reads_per_sec;
-        row("preemptible reads (ReadLock)", "M/s", ours / 1e6, "std::shared_mutex", shm / 1e6, true);
+        row("preemptible reads (ReadLock)", "M/s", ours / 1e6, "std::shared_mutex", shm / 1e6,
+            true);
     }
 
-    std::printf("\n-- synchronize() latency while a reader reads back to back (us; ratio = anchor/ours)\n");
+    std::printf(
+        "\n-- synchronize() latency while a reader reads back to back (us; ratio = anchor/ours)\n");
     const std::size_t samples = 2000;
     latency_rows("synchronize, QSBR reader", ours_qsbr_sync_latency, "liburcu urcu-qsbr",
                  urcu_qsbr_sync_latency, samples);
@@ -86,12 +93,14 @@ int main(int argc, char** argv) {
     {
         auto [ours, theirs] = alternate([&] { return ours_qsbr_callbacks(n); },
                                         [&] { return urcu_qsbr_callbacks(n); });
-        row("call() on a loop (QSBR) thread", "M/s", ours / 1e6, "urcu-qsbr call_rcu", theirs / 1e6, true);
+        row("call() on a loop (QSBR) thread", "M/s", ours / 1e6, "urcu-qsbr call_rcu", theirs / 1e6,
+            true);
     }
     {
         auto [ours, theirs] = alternate([&] { return ours_plain_callbacks(n); },
                                         [&] { return urcu_memb_callbacks(n); });
-        row("call() on a plain thread", "M/s", ours / 1e6, "urcu-memb call_rcu", theirs / 1e6, true);
+        row("call() on a plain thread", "M/s", ours / 1e6, "urcu-memb call_rcu", theirs / 1e6,
+            true);
     }
     return 0;
 }

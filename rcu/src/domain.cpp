@@ -92,12 +92,17 @@ Domain::~Domain() {
 
 Domain& Domain::default_domain() {
     // Never destroyed: detached threads may still read during exit.
-    static Domain* const instance = new Domain(DomainOptions{.name = "default"}, &detail::default_hot);
+    static Domain* const instance =
+        new Domain(DomainOptions{.name = "default"}, &detail::default_hot);
     return *instance;
 }
 
-void Domain::synchronize() { impl_->synchronize(false); }
-void Domain::synchronize_expedited() { impl_->synchronize(true); }
+void Domain::synchronize() {
+    impl_->synchronize(false);
+}
+void Domain::synchronize_expedited() {
+    impl_->synchronize(true);
+}
 
 GpCookie Domain::start_grace_period() {
     GpCookie cookie = impl_->snapshot();
@@ -105,8 +110,12 @@ GpCookie Domain::start_grace_period() {
     return cookie;
 }
 
-GpCookie Domain::snapshot() const noexcept { return impl_->snapshot(); }
-bool Domain::poll(GpCookie cookie) const noexcept { return impl_->poll(cookie); }
+GpCookie Domain::snapshot() const noexcept {
+    return impl_->snapshot();
+}
+bool Domain::poll(GpCookie cookie) const noexcept {
+    return impl_->poll(cookie);
+}
 
 void Domain::call(Head* head, Callback fn) {
     QsbrReader* reader = current_qsbr_reader(*this);
@@ -125,7 +134,9 @@ void Domain::barrier() {
     impl_->barrier();
 }
 
-ReadMode Domain::read_mode() const noexcept { return impl_->mode_; }
+ReadMode Domain::read_mode() const noexcept {
+    return impl_->mode_;
+}
 
 void Domain::set_stall_hook(StallHook hook) {
     std::lock_guard lock(impl_->stall_mutex_);
@@ -145,6 +156,8 @@ DomainStats Domain::stats() const {
     return stats;
 }
 
-const std::string& Domain::name() const noexcept { return impl_->options_.name; }
+const std::string& Domain::name() const noexcept {
+    return impl_->options_.name;
+}
 
 }  // namespace quiesce::rcu

@@ -10,10 +10,10 @@
 #pragma once
 
 #include <atomic>
-#include <memory>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -45,17 +45,17 @@ struct QsbrState {
     SegList callbacks;            // owner only
     std::uint64_t requested = 0;  // owner only: newest cookie asked for
 
-    std::mutex cb_mutex;                      // guards the three fields below
-    bool cb_offline = false;                  // own callbacks go to the worker
-    Head* barrier_head = nullptr;             // a barrier() waits for this
+    std::mutex cb_mutex;                         // guards the three fields below
+    bool cb_offline = false;                     // own callbacks go to the worker
+    Head* barrier_head = nullptr;                // a barrier() waits for this
     std::atomic<bool> barrier_requested{false};  // = barrier_head != nullptr
 };
 
 /// A thread's registration as a preemptible reader (allocated by the thread).
 struct PreemptibleRecord {
-    PreemptibleReader* reader = nullptr;         // the thread-local one, or `owned`
-    std::unique_ptr<PreemptibleReader> owned;    // for domains other than the default
-    DomainImpl* domain = nullptr;  // null once the domain is gone; global mutex
+    PreemptibleReader* reader = nullptr;       // the thread-local one, or `owned`
+    std::unique_ptr<PreemptibleReader> owned;  // for domains other than the default
+    DomainImpl* domain = nullptr;              // null once the domain is gone; global mutex
     std::uint64_t domain_id = 0;
     int tid = 0;
 };
@@ -75,7 +75,7 @@ struct BarrierHead : Head {
 void barrier_callback(Head* head) noexcept;
 
 class DomainImpl {
-public:
+  public:
     DomainImpl(Domain& owner, DomainOptions options);
     ~DomainImpl();
 
@@ -133,12 +133,12 @@ public:
 
     std::mutex queue_mutex_;
     std::condition_variable queue_cv_;
-    Head* incoming_ = nullptr;          // queue_mutex_
+    Head* incoming_ = nullptr;           // queue_mutex_
     Head** incoming_tail_ = &incoming_;  // queue_mutex_
-    std::size_t incoming_count_ = 0;    // queue_mutex_
-    bool worker_waiting_ = false;       // queue_mutex_
-    bool stopping_ = false;             // queue_mutex_
-    std::thread worker_;                // queue_mutex_ (start)
+    std::size_t incoming_count_ = 0;     // queue_mutex_
+    bool worker_waiting_ = false;        // queue_mutex_
+    bool stopping_ = false;              // queue_mutex_
+    std::thread worker_;                 // queue_mutex_ (start)
 
     std::mutex barrier_mutex_;  // one barrier() at a time
     std::mutex stall_mutex_;
@@ -150,7 +150,7 @@ public:
     std::atomic<std::uint64_t> stat_worker_invoked_{0};
     std::atomic<std::uint64_t> stat_stalls_{0};
 
-private:
+  private:
     // grace_period.cpp
     void drive_until(std::uint64_t cookie, bool expedited);
     void drive_one(bool expedited);

@@ -20,7 +20,9 @@ namespace {
 // sections are shorter than a futex round trip.
 constexpr int kActiveAttempts = 100;
 
-inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+inline void cpu_relax() noexcept {
+    __builtin_ia32_pause();
+}
 
 }  // namespace
 
@@ -46,7 +48,8 @@ std::uint64_t DomainImpl::completed_seq() const noexcept {
 
 void DomainImpl::synchronize(bool expedited) {
     check_not_forked();
-    QUIESCE_ASSERT(!in_read_section(owner_), "synchronize() inside a ReadLock would wait for itself");
+    QUIESCE_ASSERT(!in_read_section(owner_),
+                   "synchronize() inside a ReadLock would wait for itself");
     QsbrReader* self = current_qsbr_reader(owner_);
     QUIESCE_ASSERT(self == nullptr || !self->is_online(),
                    "synchronize() on an online QSBR reader would wait for itself");
@@ -186,7 +189,7 @@ void DomainImpl::qs_reported() noexcept {
 
 void DomainImpl::complete_gp() noexcept {
     std::uint64_t seq = gp_seq_.load(std::memory_order_relaxed);  // odd; only we move it now
-    stat_gps_.fetch_add(1, std::memory_order_relaxed);  // relaxed: counter
+    stat_gps_.fetch_add(1, std::memory_order_relaxed);            // relaxed: counter
     // [C1] release, pairs with [P1] (poll, drive_until, callbacks' advance):
     // every read section this grace period waited for happens-before.
     gp_seq_.store(seq + 1, std::memory_order_release);

@@ -29,7 +29,10 @@ std::int64_t now_ns() noexcept {
 }  // namespace
 
 QsbrReader::QsbrReader(Domain& domain, std::string name)
-    : qs_gp_(&domain.hot().qs_gp), seen_(0), domain_(&domain), state_(std::make_unique<detail::QsbrState>()) {
+    : qs_gp_(&domain.hot().qs_gp),
+      seen_(0),
+      domain_(&domain),
+      state_(std::make_unique<detail::QsbrState>()) {
     state_->tid = static_cast<int>(syscall(SYS_gettid));
     state_->name = name.empty() ? "tid " + std::to_string(state_->tid) : std::move(name);
     state_->last_qs_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stall info only
@@ -59,7 +62,8 @@ void QsbrReader::report(std::uint64_t target) noexcept {
     // [Q2] seq_cst, pairs with [G3]; release for the reads that ended here.
     state_->ctr.store(target, std::memory_order_seq_cst);
     // [Q3] seq_cst RMW, pairs with [G2]: consume the driver's request once.
-    if (state_->must_report.exchange(false, std::memory_order_seq_cst)) domain_->impl().qs_reported();
+    if (state_->must_report.exchange(false, std::memory_order_seq_cst))
+        domain_->impl().qs_reported();
 }
 
 void QsbrReader::offline() noexcept {
@@ -80,7 +84,8 @@ void QsbrReader::offline() noexcept {
     state_->requested = 0;
     // [Q2] as in report(): ctr = 0 means "offline, nothing to wait for".
     state_->ctr.store(0, std::memory_order_seq_cst);
-    if (state_->must_report.exchange(false, std::memory_order_seq_cst)) domain_->impl().qs_reported();  // [Q3]
+    if (state_->must_report.exchange(false, std::memory_order_seq_cst))
+        domain_->impl().qs_reported();  // [Q3]
 }
 
 void QsbrReader::online() noexcept {
@@ -90,7 +95,7 @@ void QsbrReader::online() noexcept {
         state_->cb_offline = false;
     }
     std::uint64_t target = qs_gp_->load(std::memory_order_acquire);  // [Q1]
-    state_->ctr.store(target, std::memory_order_relaxed);  // ordered by [O1]
+    state_->ctr.store(target, std::memory_order_relaxed);            // ordered by [O1]
     // [O1] pairs with [G0]: either a grace period's driver sees this ctr, or
     // our reads below see every update made before that grace period began.
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -140,7 +145,9 @@ std::size_t QsbrReader::process_callbacks(std::size_t budget) noexcept {
     return ran;
 }
 
-std::size_t QsbrReader::pending_callbacks() const noexcept { return state_->callbacks.size(); }
+std::size_t QsbrReader::pending_callbacks() const noexcept {
+    return state_->callbacks.size();
+}
 
 QsbrReader* current_qsbr_reader(Domain& domain) noexcept {
     for (ThreadQsbr* entry = tls_qsbr; entry != nullptr; entry = entry->next) {

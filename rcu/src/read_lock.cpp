@@ -36,7 +36,6 @@ struct LookupCache {
 };
 [[gnu::tls_model("initial-exec")]] constinit thread_local LookupCache tls_cache{0, nullptr};
 
-
 void unregister_thread(void* arg) noexcept {
     auto* records = static_cast<ThreadRecords*>(arg);
     {
@@ -65,7 +64,8 @@ pthread_key_t exit_key() {
 ThreadRecords& thread_records() {
     if (tls_records == nullptr) {
         tls_records = new ThreadRecords;
-        QUIESCE_CHECK(pthread_setspecific(exit_key(), tls_records) == 0, "pthread_setspecific failed");
+        QUIESCE_CHECK(pthread_setspecific(exit_key(), tls_records) == 0,
+                      "pthread_setspecific failed");
     }
     return *tls_records;
 }

@@ -17,7 +17,7 @@
 namespace quiesce::rcu::detail {
 
 class SegList {
-public:
+  public:
     SegList() noexcept { reset(); }
     SegList(const SegList&) = delete;
     SegList& operator=(const SegList&) = delete;
@@ -53,7 +53,7 @@ public:
     [[nodiscard]] bool done_empty() const noexcept { return tails_[kDone] == &head_; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
-private:
+  private:
     enum Segment { kDone, kWait, kReady, kNext, kSegments };
 
     void reset() noexcept;
@@ -62,7 +62,7 @@ private:
     }
 
     Head* head_ = nullptr;
-    Head** tails_[kSegments];         // next-field of each segment's last Head
+    Head** tails_[kSegments];                // next-field of each segment's last Head
     std::uint64_t cookies_[kSegments] = {};  // for kWait and kReady
     std::size_t size_ = 0;
 };

@@ -74,17 +74,18 @@ void DomainImpl::warn_stall(Clock::duration age) noexcept {
         }
         std::string text;
         for (const StallInfo& info : holdouts) {
-            text += fmt::format("\n  {} reader '{}' (tid {}), {:.1f} ms since its last quiescent state",
-                                info.qsbr ? "QSBR" : "preemptible", info.name, info.tid,
-                                static_cast<double>(info.since_quiescent.count()) / 1e6);
+            text +=
+                fmt::format("\n  {} reader '{}' (tid {}), {:.1f} ms since its last quiescent state",
+                            info.qsbr ? "QSBR" : "preemptible", info.name, info.tid,
+                            static_cast<double>(info.since_quiescent.count()) / 1e6);
             if (hook) {
                 std::string extra = hook(info);
                 if (!extra.empty()) text += ": " + extra;
             }
         }
         if (holdouts.empty()) text = " (no holdout found: it reported just now)";
-        logger().warn("domain '{}': grace period stalled for {:.0f} ms, held up by:{}", options_.name,
-                      std::chrono::duration<double, std::milli>(age).count(), text);
+        logger().warn("domain '{}': grace period stalled for {:.0f} ms, held up by:{}",
+                      options_.name, std::chrono::duration<double, std::milli>(age).count(), text);
     } catch (...) {
         // Out of memory or a throwing hook: the warning is lost, the grace
         // period is not.

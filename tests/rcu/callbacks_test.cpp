@@ -7,8 +7,8 @@
 
 #include <quiesce/rcu/rcu.hpp>
 
-#include "reader_thread.hpp"
 #include "domain_impl.hpp"
+#include "reader_thread.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
@@ -38,8 +38,7 @@ struct TrackedHead : rcu::Head, Tracked {};
 
 }  // namespace
 
-TEST_CASE("own callbacks run on the reader thread, in order, after a grace period",
-          "[rcu][unit]") {
+TEST_CASE("own callbacks run on the reader thread, in order, after a grace period", "[rcu][unit]") {
     rcu::Domain domain({.name = "cb-own"});
     rcu::QsbrReader self(domain, "self");
     std::atomic<int> runs{0};
@@ -68,8 +67,7 @@ TEST_CASE("own callbacks run on the reader thread, in order, after a grace perio
     CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
 }
 
-TEST_CASE("callbacks queued from a plain thread run on the domain callback thread",
-          "[rcu][unit]") {
+TEST_CASE("callbacks queued from a plain thread run on the domain callback thread", "[rcu][unit]") {
     rcu::Domain domain({.name = "cb-worker"});
     std::atomic<int> runs{0};
     std::vector<Counted> heads(100);
@@ -82,8 +80,7 @@ TEST_CASE("callbacks queued from a plain thread run on the domain callback threa
     CHECK(domain.stats().callbacks_invoked == 100);
 }
 
-TEST_CASE("retire deletes after a grace period, with or without an embedded Head",
-          "[rcu][unit]") {
+TEST_CASE("retire deletes after a grace period, with or without an embedded Head", "[rcu][unit]") {
     rcu::Domain domain({.name = "cb-retire"});
     int before = Tracked::live.load();
     domain.retire(new Tracked);
@@ -98,8 +95,7 @@ TEST_CASE("retire deletes after a grace period, with or without an embedded Head
     CHECK(deleted);
 }
 
-TEST_CASE("an object retired while a reader holds it outlives the read section",
-          "[rcu][unit]") {
+TEST_CASE("an object retired while a reader holds it outlives the read section", "[rcu][unit]") {
     rcu::Domain domain({.name = "cb-reader"});
     ReaderThread reader(domain, "reader");
     rcu::Ptr<TrackedHead> ptr(new TrackedHead);
@@ -168,8 +164,7 @@ TEST_CASE("a QSBR reader's callbacks survive it going offline and exiting", "[rc
     CHECK(runs.load() == 20);
 }
 
-TEST_CASE("every queued callback runs exactly once when the domain is destroyed",
-          "[rcu][unit]") {
+TEST_CASE("every queued callback runs exactly once when the domain is destroyed", "[rcu][unit]") {
     std::atomic<int> runs{0};
     std::vector<Counted> heads(1000);
     {

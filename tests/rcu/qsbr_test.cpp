@@ -5,8 +5,8 @@
 
 #include <quiesce/rcu/qsbr.hpp>
 
-#include "reader_thread.hpp"
 #include "domain_impl.hpp"
+#include "reader_thread.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
@@ -48,7 +48,7 @@ TEST_CASE("the last reader to report completes the grace period", "[rcu][unit]")
     rcu::GpCookie cookie = start_and_arm(domain);  // both of us are armed
     other.report();
     CHECK(domain.impl().qs_pending_.load() == 1);  // only we are left
-    self.quiescent_state();  // so this report itself ends the grace period
+    self.quiescent_state();                        // so this report itself ends the grace period
     CHECK(domain.poll(cookie));
 }
 

@@ -170,12 +170,11 @@ std::chrono::nanoseconds thread_cpu_time() {
 
 }  // namespace
 
-TEST_CASE("a ReadLock in a thread-local destructor is registered and cleaned up",
-          "[rcu][unit]") {
+TEST_CASE("a ReadLock in a thread-local destructor is registered and cleaned up", "[rcu][unit]") {
     rcu::Domain other({.name = "preempt-tls-exit"});
     std::atomic<int> flushed{0};
     std::thread t([&] {
-        flush_at_exit.other = &other;  // constructed before the first ReadLock:
+        flush_at_exit.other = &other;      // constructed before the first ReadLock:
         flush_at_exit.flushed = &flushed;  // so destroyed after our own cleanup
         rcu::ReadLock lock(other);
     });

@@ -14,7 +14,7 @@
 namespace quiesce::test {
 
 class ReaderThread {
-public:
+  public:
     explicit ReaderThread(rcu::Domain& domain, const char* name = "reader") {
         thread_ = std::thread([this, &domain, name] {
             rcu::QsbrReader reader(domain, name);
@@ -46,11 +46,17 @@ public:
         std::uint64_t ticket = requested_.fetch_add(1, std::memory_order_release) + 1;
         (void)wait_until([&] { return done_.load(std::memory_order_acquire) == ticket; });
     }
-    void report() { run([](rcu::QsbrReader& r) { r.quiescent_state(); }); }
-    void offline() { run([](rcu::QsbrReader& r) { r.offline(); }); }
-    void online() { run([](rcu::QsbrReader& r) { r.online(); }); }
+    void report() {
+        run([](rcu::QsbrReader& r) { r.quiescent_state(); });
+    }
+    void offline() {
+        run([](rcu::QsbrReader& r) { r.offline(); });
+    }
+    void online() {
+        run([](rcu::QsbrReader& r) { r.online(); });
+    }
 
-private:
+  private:
     std::thread thread_;
     std::function<void(rcu::QsbrReader&)> job_;
     rcu::QsbrReader* reader_ = nullptr;

@@ -105,7 +105,9 @@ struct Torture {
     }
 };
 
-bool deadline_passed(Clock::time_point end) { return Clock::now() >= end; }
+bool deadline_passed(Clock::time_point end) {
+    return Clock::now() >= end;
+}
 
 void writer(Torture& t, Clock::time_point end) {
     std::mt19937 rng(1);
@@ -219,7 +221,8 @@ TEST_CASE("rcutorture: readers never see an item older than its grace periods al
 
     std::thread w(writer, std::ref(t), end);
     std::thread f(flooder, std::ref(t), end);
-    std::thread p(churn<decltype(&preemptible_reader)>, std::ref(t), 2, 100u, end, &preemptible_reader);
+    std::thread p(churn<decltype(&preemptible_reader)>, std::ref(t), 2, 100u, end,
+                  &preemptible_reader);
     std::thread q(churn<decltype(&qsbr_reader)>, std::ref(t), 2, 1000u, end, &qsbr_reader);
     w.join();
     f.join();
@@ -241,13 +244,14 @@ TEST_CASE("rcutorture: readers never see an item older than its grace periods al
                   << t.domain.stats().grace_periods << ", qsbr threads " << t.qsbr_threads.load()
                   << ", preemptible threads " << t.preemptible_threads.load());
     CHECK(t.reads.load() > 0);
-    for (std::size_t i = 1; i < t.pipe_histogram.size(); ++i) CHECK(t.pipe_histogram[i].load() == 0);
+    for (std::size_t i = 1; i < t.pipe_histogram.size(); ++i)
+        CHECK(t.pipe_histogram[i].load() == 0);
     CHECK(t.bad_magic.load() == 0);
     CHECK(t.bad_check.load() == 0);
     CHECK(t.freed.load() == t.allocated.load());
     CHECK(t.flood_ran.load() == t.flood_queued.load());
     CHECK(t.domain.stats().grace_periods > 10);
-    CHECK(t.qsbr_threads.load() > 2);        // churn replaced threads
+    CHECK(t.qsbr_threads.load() > 2);  // churn replaced threads
     CHECK(t.preemptible_threads.load() > 2);
     WARN("pipe histogram:" << histogram << "; reads " << t.reads.load() << "; grace periods "
                            << t.domain.stats().grace_periods);

@@ -31,8 +31,8 @@ int run_death_case_here(const char* name);
 
 }  // namespace quiesce::test
 
-#define QUIESCE_DEATH_CASE(name)                                                          \
-    static void quiesce_death_##name();                                                   \
-    static const bool quiesce_death_reg_##name =                                          \
-        ::quiesce::test::register_death_case(#name, &quiesce_death_##name);               \
+#define QUIESCE_DEATH_CASE(name)                                            \
+    static void quiesce_death_##name();                                     \
+    static const bool quiesce_death_reg_##name =                            \
+        ::quiesce::test::register_death_case(#name, &quiesce_death_##name); \
     static void quiesce_death_##name()

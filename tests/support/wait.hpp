@@ -10,7 +10,8 @@
 namespace quiesce::test {
 
 template <typename Pred>
-[[nodiscard]] bool wait_until(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+[[nodiscard]] bool wait_until(Pred pred,
+                              std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     auto deadline = std::chrono::steady_clock::now() + limit;
     while (!pred()) {
         if (std::chrono::steady_clock::now() > deadline) return false;

@@ -11,10 +11,8 @@ namespace quiesce::base {
 
 /// Prints the failed check and aborts. Cold, never returns, never allocates
 /// (it may run on a broken heap or a fiber with little stack left).
-[[noreturn, gnu::cold, gnu::noinline]] inline void assertion_failed(const char* kind,
-                                                                   const char* expr,
-                                                                   const char* msg,
-                                                                   const char* file, int line) noexcept {
+[[noreturn, gnu::cold, gnu::noinline]] inline void assertion_failed(
+    const char* kind, const char* expr, const char* msg, const char* file, int line) noexcept {
     std::fprintf(stderr, "quiesce: %s failed: %s: %s (%s:%d)\n", kind, expr, msg, file, line);
     std::fflush(stderr);
     std::abort();
@@ -23,9 +21,9 @@ namespace quiesce::base {
 }  // namespace quiesce::base
 
 /// Always-on check for conditions that memory safety depends on.
-#define QUIESCE_CHECK(cond, msg)                                                          \
-    do {                                                                                  \
-        if (__builtin_expect(!(cond), 0))                                                 \
+#define QUIESCE_CHECK(cond, msg)                                                                \
+    do {                                                                                        \
+        if (__builtin_expect(!(cond), 0))                                                       \
             ::quiesce::base::assertion_failed("QUIESCE_CHECK", #cond, msg, __FILE__, __LINE__); \
     } while (0)
 
@@ -39,9 +37,9 @@ namespace quiesce::base {
 #else
 #define QUIESCE_DEBUG 1
 /// Debug-only invariant check: logs the condition and aborts.
-#define QUIESCE_ASSERT(cond, msg)                                                          \
-    do {                                                                                   \
-        if (__builtin_expect(!(cond), 0))                                                  \
+#define QUIESCE_ASSERT(cond, msg)                                                                \
+    do {                                                                                         \
+        if (__builtin_expect(!(cond), 0))                                                        \
             ::quiesce::base::assertion_failed("QUIESCE_ASSERT", #cond, msg, __FILE__, __LINE__); \
     } while (0)
 #endif

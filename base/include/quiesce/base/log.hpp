@@ -7,8 +7,8 @@
 #pragma once
 
 #include <memory>
-#include <string>
 #include <mutex>
+#include <string>
 #include <string_view>
 
 #include <spdlog/cfg/env.h>

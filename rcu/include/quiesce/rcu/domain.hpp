@@ -100,16 +100,16 @@ using StallHook = std::function<std::string(const StallInfo&)>;
 
 /// Counters, read with relaxed loads: a snapshot, not a consistent cut.
 struct DomainStats {
-    std::uint64_t grace_periods = 0;           ///< completed
-    std::uint64_t expedited = 0;               ///< synchronize_expedited() calls
-    std::uint64_t callbacks_invoked = 0;       ///< by the domain callback thread
+    std::uint64_t grace_periods = 0;      ///< completed
+    std::uint64_t expedited = 0;          ///< synchronize_expedited() calls
+    std::uint64_t callbacks_invoked = 0;  ///< by the domain callback thread
     std::uint64_t stall_warnings = 0;
-    std::uint64_t qsbr_readers = 0;            ///< registered now
-    std::uint64_t preemptible_readers = 0;     ///< registered now
+    std::uint64_t qsbr_readers = 0;         ///< registered now
+    std::uint64_t preemptible_readers = 0;  ///< registered now
 };
 
 class Domain {
-public:
+  public:
     explicit Domain(DomainOptions options = {});
     /// Runs every callback still queued (a barrier()), then stops the domain
     /// callback thread. Precondition: no QsbrReader of this domain is still
@@ -179,7 +179,7 @@ public:
     detail::DomainImpl& impl() noexcept { return *impl_; }
     detail::DomainHot& hot() noexcept { return *hot_; }
 
-private:
+  private:
     Domain(DomainOptions options, detail::DomainHot* hot);
 
     detail::DomainHot own_hot_;

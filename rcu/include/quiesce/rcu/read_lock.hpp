@@ -90,8 +90,8 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
 /// The calling thread's reader of the default domain, as a thread-local
 /// object (like liburcu's): constant-initialised and initial-exec, so it is
 /// reached %fs-relative with no pointer to follow.
-[[gnu::tls_model("initial-exec")]] inline constinit thread_local PreemptibleReader
-    tls_default_reader{};
+[[gnu::tls_model(
+    "initial-exec")]] inline constinit thread_local PreemptibleReader tls_default_reader{};
 
 /// Slow paths: register the calling thread (once per thread and domain).
 [[gnu::cold]] void register_default_reader();
@@ -105,7 +105,7 @@ PreemptibleReader* reader_for(Domain& domain);
 /// Cost: a few instructions, no RMW, no fence (ReadMode::kMembarrier); the
 /// default domain's is the cheapest (fixed addresses only).
 class [[nodiscard]] ReadLock {
-public:
+  public:
     ReadLock() : reader_(&detail::tls_default_reader), hot_(&detail::default_hot) {
         if (__builtin_expect(reader_->hot == nullptr, 0)) detail::register_default_reader();
         reader_->lock(*hot_);
@@ -117,7 +117,7 @@ public:
     ReadLock(const ReadLock&) = delete;
     ReadLock& operator=(const ReadLock&) = delete;
 
-private:
+  private:
     detail::PreemptibleReader* reader_;
     detail::DomainHot* hot_;
 };
