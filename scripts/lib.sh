@@ -27,13 +27,14 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 }
 
-# configure_build DIR ARGS...: sets up DIR with ARGS, or reconfigures it if
-# it exists already (idempotent).
+# configure_build DIR -Dopt=value...: sets up DIR with those options, or, if
+# it exists already, sets them on it (idempotent; ninja regenerates only if
+# something changed).
 configure_build() {
   local dir=$1
   shift
   if [ -f "$dir/build.ninja" ]; then
-    meson setup --reconfigure "$dir" "$@" >/dev/null
+    meson configure "$dir" "$@" >/dev/null
   else
     meson setup "$dir" "$@"
   fi
