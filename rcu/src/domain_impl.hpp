@@ -23,6 +23,7 @@
 #include <quiesce/rcu/qsbr.hpp>
 #include <quiesce/rcu/read_lock.hpp>
 
+#include "mpsc_queue.hpp"
 #include "seg_list.hpp"
 
 namespace quiesce::rcu::detail {
@@ -131,14 +132,17 @@ class DomainImpl {
     std::vector<QsbrState*> qsbr_;                 // registry_mutex_
     std::vector<PreemptibleRecord*> preemptible_;  // registry_mutex_
 
+    // The callback thread's incoming callbacks: pushed by any thread, popped
+    // by the callback thread only.
+    MpscQueue incoming_;
+    // Set by the callback thread (under queue_mutex_) before it sleeps on
+    // queue_cv_; producers that see it take queue_mutex_ and notify ([K1]).
+    std::atomic<bool> worker_sleeping_{false};
+    std::atomic<bool> worker_started_{false};  // release once worker_ is joinable
     std::mutex queue_mutex_;
     std::condition_variable queue_cv_;
-    Head* incoming_ = nullptr;           // queue_mutex_
-    Head** incoming_tail_ = &incoming_;  // queue_mutex_
-    std::size_t incoming_count_ = 0;     // queue_mutex_
-    bool worker_waiting_ = false;        // queue_mutex_
-    bool stopping_ = false;              // queue_mutex_
-    std::thread worker_;                 // queue_mutex_ (start)
+    bool stopping_ = false;  // queue_mutex_
+    std::thread worker_;     // queue_mutex_ (start)
 
     std::mutex barrier_mutex_;  // one barrier() at a time
     std::mutex stall_mutex_;
@@ -167,7 +171,7 @@ class DomainImpl {
     std::chrono::nanoseconds stall_wait_budget() noexcept;
     void stall_check() noexcept;
     // worker.cpp
-    void ensure_worker_locked();
+    void wake_worker() noexcept;
     void worker_main();
 };
 

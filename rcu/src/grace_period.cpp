@@ -223,12 +223,11 @@ void DomainImpl::request_gp(std::uint64_t cookie) {
     std::uint64_t current = gp_requested_.load(std::memory_order_relaxed);
     do {
         if (current >= cookie) return;  // someone asked for this one or a later one
-        // acq_rel: the worker's acquire load sees the request and what preceded it.
-    } while (!gp_requested_.compare_exchange_weak(current, cookie, std::memory_order_acq_rel,
+        // [K3] seq_cst: the worker's acquire load sees the request and what
+        // preceded it; with [K1]/[K2] no sleeping worker misses it.
+    } while (!gp_requested_.compare_exchange_weak(current, cookie, std::memory_order_seq_cst,
                                                   std::memory_order_relaxed));
-    std::lock_guard lock(queue_mutex_);  // the worker re-checks gp_requested_ under it
-    ensure_worker_locked();
-    if (worker_waiting_) queue_cv_.notify_one();
+    wake_worker();
 }
 
 }  // namespace quiesce::rcu::detail

@@ -1,6 +1,8 @@
 // Segmented callback list; see seg_list.hpp.
 #include "seg_list.hpp"
 
+#include <cstddef>
+
 #include <quiesce/base/assert.hpp>
 
 namespace quiesce::rcu::detail {
@@ -9,14 +11,6 @@ void SegList::reset() noexcept {
     head_ = nullptr;
     for (auto& tail : tails_) tail = &head_;
     size_ = 0;
-}
-
-void SegList::enqueue_chain(Head* first, Head** last_next, std::size_t count) noexcept {
-    if (first == nullptr) return;
-    *last_next = nullptr;
-    *tails_[kNext] = first;
-    tails_[kNext] = last_next;
-    size_ += count;
 }
 
 void SegList::advance(std::uint64_t completed) noexcept {
@@ -72,10 +66,12 @@ Head* SegList::pop_done() noexcept {
     return first;
 }
 
-Head* SegList::take_all(Head*** last_next, std::size_t* count) noexcept {
+Head* SegList::take_all(Head** last) noexcept {
     Head* first = head_;
-    *last_next = tails_[kNext];
-    *count = size_;
+    // The tail is the address of the last Head's `next`, its first member
+    // (Head is standard-layout), so it converts back to the Head.
+    static_assert(offsetof(Head, next) == 0);
+    *last = first == nullptr ? nullptr : reinterpret_cast<Head*>(tails_[kNext]);
     reset();
     return first;
 }

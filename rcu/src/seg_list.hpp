@@ -30,9 +30,6 @@ class SegList {
         ++size_;
     }
 
-    /// Appends a whole chain (first..last, `count` long) to NEXT.
-    void enqueue_chain(Head* first, Head** last_next, std::size_t count) noexcept;
-
     /// Moves every WAIT/READY segment whose cookie is <= `completed` to DONE.
     void advance(std::uint64_t completed) noexcept;
 
@@ -45,8 +42,8 @@ class SegList {
     Head* pop_done() noexcept;
 
     /// Takes every callback (all segments, in order); leaves the list empty.
-    /// Returns the first Head; `*last_next` is set to the last one's next field.
-    Head* take_all(Head*** last_next, std::size_t* count) noexcept;
+    /// Returns the first Head (null if none) and sets `*last` to the last one.
+    Head* take_all(Head** last) noexcept;
 
     [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
     [[nodiscard]] bool next_empty() const noexcept { return tails_[kNext] == tails_[kReady]; }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <system_error>
 
 #include "domain_impl.hpp"
 #include "futex.hpp"
@@ -28,31 +29,40 @@ void barrier_callback(Head* head) noexcept {
 void DomainImpl::call_on_worker(Head* head, Callback fn) noexcept {
     check_not_forked();
     head->func = fn;
-    head->next = nullptr;
-    std::lock_guard lock(queue_mutex_);
-    *incoming_tail_ = head;
-    incoming_tail_ = &head->next;
-    ++incoming_count_;
-    ensure_worker_locked();
-    if (worker_waiting_) queue_cv_.notify_one();
+    incoming_.push(head);  // [MQ1] [MQ2]
+    wake_worker();
 }
 
 void DomainImpl::hand_off(SegList& list) noexcept {
-    if (list.empty()) return;
-    Head** last_next = nullptr;
-    std::size_t count = 0;
-    Head* first = list.take_all(&last_next, &count);
-    std::lock_guard lock(queue_mutex_);
-    *incoming_tail_ = first;
-    incoming_tail_ = last_next;
-    incoming_count_ += count;
-    ensure_worker_locked();
-    if (worker_waiting_) queue_cv_.notify_one();
+    Head* last = nullptr;
+    Head* first = list.take_all(&last);
+    if (first == nullptr) return;
+    incoming_.push_chain(first, last);  // keeps their order
+    wake_worker();
 }
 
-void DomainImpl::ensure_worker_locked() {
-    if (worker_.joinable()) return;
-    worker_ = std::thread([this] { worker_main(); });
+void DomainImpl::wake_worker() noexcept {
+    // acquire: pairs with the release below; a started worker is joinable.
+    if (!worker_started_.load(std::memory_order_acquire)) {
+        std::lock_guard lock(queue_mutex_);
+        if (!worker_.joinable()) {
+            try {
+                worker_ = std::thread([this] { worker_main(); });
+            } catch (const std::system_error& error) {
+                logger().critical("domain '{}': cannot start its callback thread: {}",
+                                  options_.name, error.what());
+                std::abort();
+            }
+            worker_started_.store(true, std::memory_order_release);
+        }
+    }
+    // [K1] seq_cst, pairs with [K2] in worker_main(): the caller's push
+    // ([MQ1], seq_cst) or request ([K3]) came first; either the worker's check
+    // after [K2] sees it, or this load sees the worker asleep and wakes it.
+    if (worker_sleeping_.load(std::memory_order_seq_cst)) {
+        std::lock_guard lock(queue_mutex_);  // the worker is in queue_cv_.wait() or about to be
+        queue_cv_.notify_one();
+    }
 }
 
 void DomainImpl::worker_main() {
@@ -60,18 +70,10 @@ void DomainImpl::worker_main() {
     thread_name.resize(std::min<std::size_t>(thread_name.size(), 15));
     pthread_setname_np(pthread_self(), thread_name.c_str());
     SegList local;
-    std::unique_lock lock(queue_mutex_);
     for (;;) {
-        if (incoming_ != nullptr) {
-            local.enqueue_chain(incoming_, incoming_tail_, incoming_count_);
-            incoming_ = nullptr;
-            incoming_tail_ = &incoming_;
-            incoming_count_ = 0;
-        }
+        while (Head* head = incoming_.pop()) local.enqueue(head);
         // acquire: pairs with the CAS in request_gp().
         std::uint64_t wanted = gp_requested_.load(std::memory_order_acquire);
-        lock.unlock();
-
         local.advance(completed_seq());
         // Newly arrived callbacks get a cookie; wanted covers every segment.
         wanted = std::max(wanted, local.accelerate(local.next_empty() ? 0 : snapshot().value()));
@@ -83,16 +85,19 @@ void DomainImpl::worker_main() {
                 stat_worker_invoked_.fetch_add(1, std::memory_order_relaxed);  // relaxed: counter
             head->func(head);
         }
+        if (!local.empty() || !incoming_.empty()) continue;
 
-        lock.lock();
-        bool more = incoming_ != nullptr || !local.empty() ||
-                    gp_requested_.load(std::memory_order_acquire) > completed_seq();
-        if (more) continue;
-        if (stopping_) break;
-        worker_waiting_ = true;
-        queue_cv_.wait(lock);
-        worker_waiting_ = false;
+        std::unique_lock lock(queue_mutex_);
+        // [K2] seq_cst, pairs with [K1]: announce the sleep, then look again.
+        worker_sleeping_.store(true, std::memory_order_seq_cst);
+        bool idle =
+            incoming_.empty() && gp_requested_.load(std::memory_order_seq_cst) <= completed_seq();
+        if (idle && stopping_) break;
+        if (idle) queue_cv_.wait(lock);
+        worker_sleeping_.store(false,
+                               std::memory_order_relaxed);  // a hint: a stale true costs a notify
     }
+    worker_sleeping_.store(false, std::memory_order_relaxed);
 }
 
 void DomainImpl::barrier() {
@@ -138,12 +143,12 @@ void DomainImpl::shutdown() {
     {
         std::lock_guard lock(queue_mutex_);
         stopping_ = true;
-        if (worker_waiting_) queue_cv_.notify_one();
+        queue_cv_.notify_one();
     }
     if (worker_.joinable()) worker_.join();
-    // A callback may have queued another; the worker ran it before stopping
-    // (it only stops with nothing left), so nothing can remain.
-    QUIESCE_CHECK(incoming_ == nullptr, "callbacks queued during rcu::Domain destruction");
+    // The worker stops only with nothing left, also what callbacks queued
+    // while it drained; joining it makes its view ours.
+    QUIESCE_CHECK(incoming_.empty(), "callbacks queued during rcu::Domain destruction");
 }
 
 }  // namespace quiesce::rcu::detail

@@ -72,7 +72,7 @@ TEST_CASE("callbacks without a cookie never become done", "[rcu][unit]") {
     CHECK_FALSE(list.next_empty());
 }
 
-TEST_CASE("take_all and enqueue_chain move every callback in order", "[rcu][unit]") {
+TEST_CASE("take_all hands over every callback in order", "[rcu][unit]") {
     SegList from, to;
     Node n[3];
     for (int i = 0; i < 3; ++i) n[i].id = i;
@@ -81,16 +81,23 @@ TEST_CASE("take_all and enqueue_chain move every callback in order", "[rcu][unit
     from.advance(2);  // n0 done
     from.enqueue(&n[1]);
     from.enqueue(&n[2]);
-    Head** last = nullptr;
-    std::size_t count = 0;
-    Head* first = from.take_all(&last, &count);
+    Head* last = nullptr;
+    Head* first = from.take_all(&last);
     CHECK(from.empty());
-    CHECK(count == 3);
-    to.enqueue_chain(first, last, count);
+    CHECK(first == &n[0]);
+    CHECK(last == &n[2]);
+    for (Head* h = first; h != nullptr;) {
+        Head* next = h->next;
+        to.enqueue(h);
+        h = next;
+    }
     CHECK(to.size() == 3);
     (void)to.accelerate(8);
     to.advance(8);
     CHECK(drain_done(to) == std::vector<int>{0, 1, 2});
+    Head* none = &n[0];
+    CHECK(to.take_all(&none) == nullptr);
+    CHECK(none == nullptr);
 }
 
 TEST_CASE("pop_done on the last element resets every tail", "[rcu][unit]") {
