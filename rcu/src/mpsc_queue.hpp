@@ -1,6 +1,6 @@
 // An intrusive multi-producer single-consumer queue of Heads (private), after
 // Dmitry Vyukov's: a push is one exchange and one store, wait-free; the
-// consumer needs no atomic read-modify-write except when it meets the stub.
+// consumer needs no atomic read-modify-write except when it meets the sentinel.
 //
 // Threading: push()/push_chain() from any thread; pop() and empty() only from
 // the one consumer (the domain callback thread).
@@ -14,7 +14,7 @@ namespace quiesce::rcu::detail {
 
 class MpscQueue {
   public:
-    MpscQueue() noexcept : tail_(&stub_), head_(&stub_) {}
+    MpscQueue() noexcept : tail_(&sentinel_), head_(&sentinel_) {}
     MpscQueue(const MpscQueue&) = delete;
     MpscQueue& operator=(const MpscQueue&) = delete;
 
@@ -38,7 +38,7 @@ class MpscQueue {
     Head* pop() noexcept {
         Head* head = head_;
         Head* next = link(head).load(std::memory_order_acquire);  // [MQ3]
-        if (head == &stub_) {
+        if (head == &sentinel_) {
             if (next == nullptr) return nullptr;
             head_ = next;
             head = next;
@@ -48,10 +48,10 @@ class MpscQueue {
             head_ = next;
             return head;
         }
-        // `head` is the last linked Head. Re-insert the stub behind it so
+        // `head` is the last linked Head. Re-insert the sentinel behind it so
         // that `head` can be handed out with its `next` no longer in use.
         if (head != tail_.load(std::memory_order_acquire)) return nullptr;  // a push in progress
-        push(&stub_);
+        push(&sentinel_);
         next = link(head).load(std::memory_order_acquire);  // [MQ3]
         if (next == nullptr) return nullptr;  // another push won the race; next pop gets it
         head_ = next;
@@ -62,7 +62,7 @@ class MpscQueue {
     /// Memory ordering: seq_cst load of the tail (the consumer's half of the
     /// Dekker pair with [MQ1]).
     [[nodiscard]] bool empty() const noexcept {
-        return head_ == &stub_ && tail_.load(std::memory_order_seq_cst) == &stub_;
+        return head_ == &sentinel_ && tail_.load(std::memory_order_seq_cst) == &sentinel_;
     }
 
   private:
@@ -72,7 +72,7 @@ class MpscQueue {
 
     alignas(64) std::atomic<Head*> tail_;  // producers
     alignas(64) Head* head_;               // consumer only
-    Head stub_;
+    Head sentinel_;
 };
 
 }  // namespace quiesce::rcu::detail

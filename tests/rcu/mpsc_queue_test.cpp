@@ -37,7 +37,7 @@ TEST_CASE("the MPSC queue pops in push order, chains included", "[rcu][unit]") {
     }
     CHECK(queue.pop() == nullptr);
     CHECK(queue.empty());
-    queue.push(&items[0]);  // reusable after draining through the stub
+    queue.push(&items[0]);  // reusable after draining through the sentinel
     CHECK(queue.pop() == &items[0]);
     CHECK(queue.empty());
 }
