@@ -198,3 +198,21 @@ TEST_CASE("a callback may queue another callback", "[rcu][unit]") {
     REQUIRE(wait_until([&] { return steps.load() == 3; }));
     CHECK(domain.stats().grace_periods >= 3);
 }
+
+TEST_CASE("Domain::call on an online QSBR thread keeps the callback on that thread",
+          "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-route"});
+    rcu::QsbrReader self(domain, "self");
+    std::atomic<int> runs{0};
+    Counted mine, theirs;
+    mine.runs = &runs;
+    theirs.runs = &runs;
+    domain.call(&mine, &count_run);  // online: our own list
+    CHECK(self.pending_callbacks() == 1);
+    self.offline();
+    domain.call(&theirs, &count_run);  // offline: the callback thread
+    CHECK(self.pending_callbacks() == 0);  // going offline handed `mine` over too
+    domain.barrier();
+    CHECK(runs.load() == 2);
+    self.online();
+}
