@@ -76,7 +76,7 @@ struct BarrierHead : Head {
 void barrier_callback(Head* head) noexcept;
 
 class DomainImpl {
-  public:
+public:
     DomainImpl(Domain& owner, DomainOptions options);
     ~DomainImpl();
 
@@ -154,7 +154,7 @@ class DomainImpl {
     std::atomic<std::uint64_t> stat_worker_invoked_{0};
     std::atomic<std::uint64_t> stat_stalls_{0};
 
-  private:
+private:
     // grace_period.cpp
     void drive_until(std::uint64_t cookie, bool expedited);
     void drive_one(bool expedited);

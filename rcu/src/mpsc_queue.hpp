@@ -13,7 +13,7 @@
 namespace quiesce::rcu::detail {
 
 class MpscQueue {
-  public:
+public:
     MpscQueue() noexcept : tail_(&sentinel_), head_(&sentinel_) {}
     MpscQueue(const MpscQueue&) = delete;
     MpscQueue& operator=(const MpscQueue&) = delete;
@@ -65,7 +65,7 @@ class MpscQueue {
         return head_ == &sentinel_ && tail_.load(std::memory_order_seq_cst) == &sentinel_;
     }
 
-  private:
+private:
     static std::atomic_ref<Head*> link(Head* head) noexcept {
         return std::atomic_ref<Head*>(head->next);
     }

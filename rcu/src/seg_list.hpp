@@ -17,7 +17,7 @@
 namespace quiesce::rcu::detail {
 
 class SegList {
-  public:
+public:
     SegList() noexcept { reset(); }
     SegList(const SegList&) = delete;
     SegList& operator=(const SegList&) = delete;
@@ -50,7 +50,7 @@ class SegList {
     [[nodiscard]] bool done_empty() const noexcept { return tails_[kDone] == &head_; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
-  private:
+private:
     enum Segment { kDone, kWait, kReady, kNext, kSegments };
 
     void reset() noexcept;

@@ -94,8 +94,8 @@ void DomainImpl::worker_main() {
             incoming_.empty() && gp_requested_.load(std::memory_order_seq_cst) <= completed_seq();
         if (idle && stopping_) break;
         if (idle) queue_cv_.wait(lock);
-        worker_sleeping_.store(false,
-                               std::memory_order_relaxed);  // a hint: a stale true costs a notify
+        // relaxed: a hint; a stale true only costs a producer one notify.
+        worker_sleeping_.store(false, std::memory_order_relaxed);
     }
     worker_sleeping_.store(false, std::memory_order_relaxed);
 }

@@ -210,7 +210,7 @@ TEST_CASE("Domain::call on an online QSBR thread keeps the callback on that thre
     domain.call(&mine, &count_run);  // online: our own list
     CHECK(self.pending_callbacks() == 1);
     self.offline();
-    domain.call(&theirs, &count_run);  // offline: the callback thread
+    domain.call(&theirs, &count_run);      // offline: the callback thread
     CHECK(self.pending_callbacks() == 0);  // going offline handed `mine` over too
     domain.barrier();
     CHECK(runs.load() == 2);

@@ -14,7 +14,7 @@
 namespace quiesce::test {
 
 class ReaderThread {
-  public:
+public:
     explicit ReaderThread(rcu::Domain& domain, const char* name = "reader") {
         thread_ = std::thread([this, &domain, name] {
             rcu::QsbrReader reader(domain, name);
@@ -56,7 +56,7 @@ class ReaderThread {
         run([](rcu::QsbrReader& r) { r.online(); });
     }
 
-  private:
+private:
     std::thread thread_;
     std::function<void(rcu::QsbrReader&)> job_;
     rcu::QsbrReader* reader_ = nullptr;

@@ -11,13 +11,13 @@ namespace quiesce::rcu {
 /// Names "the end of the first grace period that began after this cookie was
 /// taken". Opaque; compare cookies only with each other.
 class [[nodiscard]] GpCookie {
-  public:
+public:
     constexpr GpCookie() = default;
     constexpr explicit GpCookie(std::uint64_t seq) noexcept : seq_(seq) {}
     [[nodiscard]] constexpr std::uint64_t value() const noexcept { return seq_; }
     constexpr auto operator<=>(const GpCookie&) const = default;
 
-  private:
+private:
     std::uint64_t seq_ = 0;
 };
 

@@ -109,7 +109,7 @@ struct DomainStats {
 };
 
 class Domain {
-  public:
+public:
     explicit Domain(DomainOptions options = {});
     /// Runs every callback still queued (a barrier()), then stops the domain
     /// callback thread. Precondition: no QsbrReader of this domain is still
@@ -179,7 +179,7 @@ class Domain {
     detail::DomainImpl& impl() noexcept { return *impl_; }
     detail::DomainHot& hot() noexcept { return *hot_; }
 
-  private:
+private:
     Domain(DomainOptions options, detail::DomainHot* hot);
 
     detail::DomainHot own_hot_;

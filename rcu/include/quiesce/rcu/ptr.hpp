@@ -18,7 +18,7 @@ namespace quiesce::rcu {
 
 template <typename T>
 class Ptr {
-  public:
+public:
     constexpr Ptr() noexcept = default;
     constexpr explicit Ptr(T* initial) noexcept : ptr_(initial) {}
     Ptr(const Ptr&) = delete;
@@ -53,7 +53,7 @@ class Ptr {
                                             std::memory_order_acquire);
     }
 
-  private:
+private:
     std::atomic<T*> ptr_{nullptr};
 };
 

@@ -37,7 +37,7 @@ struct QsbrState;
 }
 
 class QsbrReader {
-  public:
+public:
     /// Registers the calling thread as an online QSBR reader of `domain`.
     /// `name` appears in stall warnings. Thread: the reader thread.
     explicit QsbrReader(Domain& domain = Domain::default_domain(), std::string name = {});
@@ -82,7 +82,7 @@ class QsbrReader {
 
     [[nodiscard]] Domain& domain() const noexcept { return *domain_; }
 
-  private:
+private:
     [[gnu::cold]] void report(std::uint64_t target) noexcept;
 
     const std::atomic<std::uint64_t>* qs_gp_;  // &domain.hot().qs_gp: one hop on the fast path
@@ -94,13 +94,13 @@ class QsbrReader {
 
 /// Takes a QSBR reader offline for a scope (around anything that may block).
 class [[nodiscard]] OfflineScope {
-  public:
+public:
     explicit OfflineScope(QsbrReader& reader) noexcept : reader_(reader) { reader_.offline(); }
     ~OfflineScope() { reader_.online(); }
     OfflineScope(const OfflineScope&) = delete;
     OfflineScope& operator=(const OfflineScope&) = delete;
 
-  private:
+private:
     QsbrReader& reader_;
 };
 

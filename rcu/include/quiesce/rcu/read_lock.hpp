@@ -105,7 +105,7 @@ PreemptibleReader* reader_for(Domain& domain);
 /// Cost: a few instructions, no RMW, no fence (ReadMode::kMembarrier); the
 /// default domain's is the cheapest (fixed addresses only).
 class [[nodiscard]] ReadLock {
-  public:
+public:
     ReadLock() : reader_(&detail::tls_default_reader), hot_(&detail::default_hot) {
         if (__builtin_expect(reader_->hot == nullptr, 0)) detail::register_default_reader();
         reader_->lock(*hot_);
@@ -117,7 +117,7 @@ class [[nodiscard]] ReadLock {
     ReadLock(const ReadLock&) = delete;
     ReadLock& operator=(const ReadLock&) = delete;
 
-  private:
+private:
     detail::PreemptibleReader* reader_;
     detail::DomainHot* hot_;
 };
