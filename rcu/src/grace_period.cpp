@@ -9,11 +9,14 @@
 
 #include <algorithm>
 
+#include <quiesce/base/futex.hpp>
 #include "domain_impl.hpp"
-#include "futex.hpp"
 #include "membarrier.hpp"
 
 namespace quiesce::rcu::detail {
+
+using base::futex_wait;
+using base::futex_wake_all;
 namespace {
 
 // Spins on a reader before sleeping (liburcu uses 100 too): most read

@@ -13,10 +13,13 @@
 #include <algorithm>
 #include <vector>
 
+#include <quiesce/base/futex.hpp>
 #include "domain_impl.hpp"
-#include "futex.hpp"
 
 namespace quiesce::rcu::detail {
+
+using base::futex_wait;
+using base::futex_wake_all;
 namespace {
 
 // Every preemptible registration of this thread, unregistered at thread exit

@@ -10,11 +10,14 @@
 #include <algorithm>
 #include <system_error>
 
+#include <quiesce/base/futex.hpp>
 #include "domain_impl.hpp"
-#include "futex.hpp"
 #include "log.hpp"
 
 namespace quiesce::rcu::detail {
+
+using base::futex_wait;
+using base::futex_wake_all;
 
 void barrier_callback(Head* head) noexcept {
     BarrierContext* context = static_cast<BarrierHead*>(head)->context;
