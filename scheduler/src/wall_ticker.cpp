@@ -77,14 +77,18 @@ WallTicker::WallTicker(std::uint64_t period_ns) : period_ns_(period_ns) {
     if (timer_create(CLOCK_MONOTONIC, &event, &timer_) != 0)
         throw std::system_error(errno, std::generic_category(), "timer_create(tick)");
     tls_ticker = this;
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // [W0] handler sees us before a tick
+    // [W0a] pairs with [W0c] in on_tick(): tls_ticker is set before the
+    // timer can fire (the compiler may not sink the store below arm()).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     arm(true);
 }
 
 WallTicker::~WallTicker() {
     QUIESCE_ASSERT(tls_ticker == this, "WallTicker destroyed off its thread");
     timer_delete(timer_);
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // [W0] no tick after this finds us
+    // [W0b] pairs with [W0c] in on_tick(): the timer is gone before
+    // tls_ticker is cleared; a tick still pending then finds null.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     tls_ticker = nullptr;
 }
 
@@ -105,6 +109,7 @@ void WallTicker::arm(bool on) noexcept {
 
 void WallTicker::on_tick(int, siginfo_t*, void*) noexcept {
     const int saved_errno = errno;
+    // [W0c] pairs with [W0a] in the constructor and [W0b] in the destructor.
     WallTicker* self = tls_ticker;
     if (self != nullptr) {
         // relaxed: only this thread reads it, and the handler interrupts it.
