@@ -1,0 +1,208 @@
+// SliceClock: mode selection, slice deadlines and the CPU-time estimate; the
+// tick sources themselves are perf_ring.cpp and wall_ticker.cpp.
+//
+// Threading: everything here runs on the clock's loop thread (see
+// slice_clock.hpp); detail::tls_slice and tls_clock belong to that thread.
+#include "slice_clock.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <system_error>
+
+#include <quiesce/base/assert.hpp>
+
+#include "clocks.hpp"
+#include "log.hpp"
+#include "wall_ticker.hpp"
+
+namespace quiesce::sched {
+namespace {
+
+[[gnu::tls_model("initial-exec")]] constinit thread_local SliceClock* tls_clock = nullptr;
+
+constexpr std::uint64_t kSampleBytes = sizeof(perf_event_header) + 16;  // header, time, value
+
+}  // namespace
+
+namespace detail {
+
+bool need_resched_slow() noexcept {
+    SliceClock* clock = tls_clock;
+    return clock != nullptr && clock->expired();
+}
+
+}  // namespace detail
+
+SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred)
+    : slice_ns_(slice.count() > 0 ? static_cast<std::uint64_t>(slice.count()) : 0) {
+    QUIESCE_CHECK(tls_clock == nullptr, "one SliceClock per thread");
+    std::string fallback_reason;
+    if (slice_ns_ != 0) {
+        period_ns_ = std::max<std::uint64_t>(slice_ns_ / kTicksPerSlice,
+                                             static_cast<std::uint64_t>(kMinPeriod.count()));
+        if (preferred != SliceMode::kWallConfirm) {
+            try {
+                perf_ = std::make_unique<detail::PerfTaskClock>(period_ns_);
+                mode_ = SliceMode::kPerfEvent;
+                tick_unit_ = kSampleBytes;
+            } catch (const std::system_error& e) {
+                if (preferred == SliceMode::kPerfEvent) throw;
+                fallback_reason = e.what();
+            }
+        }
+        if (perf_ == nullptr) wall_ = std::make_unique<detail::WallTicker>(period_ns_);
+    }
+    calibrate();
+    log_mode(fallback_reason.empty() ? nullptr : fallback_reason.c_str());
+    // Last, once nothing can throw: the destructor undoes these.
+    tls_clock = this;
+    const detail::TickWord* ticks = perf_   ? perf_->ring().head_address()
+                                    : wall_ ? wall_->ticks_address()
+                                            : &detail::kNoTicks;
+    detail::tls_slice = {ticks, UINT64_MAX};
+}
+
+SliceClock::~SliceClock() {
+    QUIESCE_ASSERT(tls_clock == this, "SliceClock destroyed off its loop thread");
+    // Before the members go: need_resched() must not read an unmapped ring.
+    detail::tls_slice = {&detail::kNoTicks, UINT64_MAX};
+    tls_clock = nullptr;
+}
+
+SliceClock* SliceClock::current() noexcept {
+    return tls_clock;
+}
+
+std::chrono::nanoseconds SliceClock::slice() const noexcept {
+    return std::chrono::nanoseconds(slice_ns_);
+}
+
+std::chrono::nanoseconds SliceClock::period() const noexcept {
+    return std::chrono::nanoseconds(period_ns_);
+}
+
+bool SliceClock::ticks_in_kernel() const noexcept {
+    return perf_ != nullptr && perf_->counts_kernel();
+}
+
+void SliceClock::calibrate() noexcept {
+    if (perf_ != nullptr) {
+        detail::TaskClockAnchor discard;
+        (void)perf_->ring().drain(discard);  // records from before the anchor
+        const std::uint64_t cpu = detail::thread_cpu_ns();
+        const std::uint64_t count = perf_->read_count();  // counted since open: <= cpu
+        anchor_ = {count, detail::mono_ns(), true};
+        offset_ = cpu > count ? cpu - count : 0;
+    } else {
+        anchor_ = {detail::thread_cpu_ns(), detail::mono_ns(), true};
+    }
+    last_cpu_ = offset_ + anchor_.cpu;
+}
+
+void SliceClock::log_mode(const char* fallback_reason) const {
+    // The first loop logs at info, the others at debug: one line per process
+    // says which clock the slices use.
+    static std::atomic<bool> logged{false};
+    // relaxed: only picks the level of one log line.
+    const auto level = logged.exchange(true, std::memory_order_relaxed) ? spdlog::level::debug
+                                                                        : spdlog::level::info;
+    auto& logger = detail::logger();
+    if (slice_ns_ == 0) {
+        logger.log(level,
+                   "slice clock: slices off (slice 0); CPU time from CLOCK_THREAD_CPUTIME_ID");
+    } else if (perf_ != nullptr) {
+        logger.log(level,
+                   "slice clock: perf task-clock ring ({} KiB), slice {} us, tick every {} us "
+                   "of thread CPU time{}",
+                   perf_->mapped_bytes() / 1024, slice_ns_ / 1000, period_ns_ / 1000,
+                   perf_->counts_kernel()
+                       ? ""
+                       : " (user time only: perf_event_paranoid excludes the kernel)");
+    } else {
+        logger.log(level,
+                   "slice clock: wall timer + CLOCK_THREAD_CPUTIME_ID, slice {} us, tick every {} "
+                   "us of wall time{}{}",
+                   slice_ns_ / 1000, period_ns_ / 1000,
+                   fallback_reason != nullptr ? "; perf event refused: " : "",
+                   fallback_reason != nullptr ? fallback_reason : "");
+    }
+}
+
+std::uint64_t SliceClock::estimate(bool exact) noexcept {
+    if (perf_ != nullptr) {
+        detail::RingReader& ring = perf_->ring();
+        if (ring.head() != ring.tail()) {
+            const detail::RingDrain seen = ring.drain(anchor_);
+            if (__builtin_expect(seen.lost != 0 || seen.full, 0)) {
+                ++ring_overflows_;
+                // Switch records may be missing: take the kernel's count.
+                anchor_ = {perf_->read_count(), detail::mono_ns(), true};
+            }
+        }
+        return offset_ + anchor_.at(detail::mono_ns());
+    }
+    const std::uint64_t wall = detail::mono_ns();
+    if (exact || wall - anchor_.wall >= static_cast<std::uint64_t>(kWallRefresh.count())) {
+        // The wall stamp is taken before the CPU read, so at() stays an upper bound.
+        anchor_ = {detail::thread_cpu_ns(), wall, true};
+    }
+    return anchor_.at(wall);
+}
+
+std::uint64_t SliceClock::cpu_now_ns() noexcept {
+    last_cpu_ = std::max(last_cpu_, estimate(false));
+    return last_cpu_;
+}
+
+std::uint64_t SliceClock::tick_position() const noexcept {
+    // perf: the drain in estimate() consumed the ring up to tail().
+    return perf_ != nullptr ? perf_->ring().tail() : wall_ != nullptr ? wall_->ticks() : 0;
+}
+
+std::uint64_t SliceClock::ticks_until(std::uint64_t cpu_ns) const noexcept {
+    // The CPU time cannot reach cpu_ns before ceil(cpu_ns / period) more
+    // ticks (CPU time never outruns the ticks' clock); checking then is never
+    // late, and at worst one tick early.
+    return std::max<std::uint64_t>(1, (cpu_ns + period_ns_ - 1) / period_ns_);
+}
+
+std::uint64_t SliceClock::start_slice(std::chrono::nanoseconds slice) noexcept {
+    if (wall_ != nullptr) wall_->busy();
+    const std::uint64_t now = cpu_now_ns();
+    expired_ = false;
+    slice_start_cpu_ = now;
+    never_ = period_ns_ == 0 || slice.count() <= 0;
+    if (never_) {
+        detail::tls_slice.deadline = UINT64_MAX;
+        return now;
+    }
+    const auto length = static_cast<std::uint64_t>(slice.count());
+    threshold_ = length > period_ns_ / 2 ? length - period_ns_ / 2 : 0;
+    detail::tls_slice.deadline = tick_position() + ticks_until(threshold_) * tick_unit_;
+    return now;
+}
+
+bool SliceClock::expired() noexcept {
+    if (expired_) return true;
+    if (never_) {
+        detail::tls_slice.deadline = UINT64_MAX;
+        return false;
+    }
+    // Wall mode confirms with the exact clock; the estimate may run ahead.
+    const std::uint64_t now = perf_ != nullptr ? cpu_now_ns() : estimate(true);
+    const std::uint64_t used = now > slice_start_cpu_ ? now - slice_start_cpu_ : 0;
+    if (used >= threshold_) {
+        expired_ = true;
+        detail::tls_slice.deadline = 0;  // every later call lands here and says true
+        return true;
+    }
+    detail::tls_slice.deadline = tick_position() + ticks_until(threshold_ - used) * tick_unit_;
+    return false;
+}
+
+void SliceClock::idle() noexcept {
+    if (wall_ != nullptr) wall_->idle();
+}
+
+}  // namespace quiesce::sched
