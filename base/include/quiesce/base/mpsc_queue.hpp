@@ -83,6 +83,14 @@ public:
         return head_ == &sentinel_ && tail_.load(std::memory_order_seq_cst) == &sentinel_;
     }
 
+    /// True while nothing has been pushed since the consumer last saw empty()
+    /// true. Unlike empty() it reads no consumer field, so the consumer may
+    /// ask it after handing the queue on (then any thread may pop). Memory
+    /// ordering: seq_cst load of the tail, as empty().
+    [[nodiscard]] bool nothing_pushed_since_empty() const noexcept {
+        return tail_.load(std::memory_order_seq_cst) == &sentinel_;
+    }
+
 private:
     static std::atomic_ref<Node*> link(Node* node) noexcept {
         return std::atomic_ref<Node*>(node->*Next);

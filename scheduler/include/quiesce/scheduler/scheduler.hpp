@@ -1,0 +1,114 @@
+// The scheduler: one loop thread per CPU, each running event groups
+// cooperatively, each a QSBR reader of the default RCU domain.
+//
+//     sched::Scheduler scheduler({.threads = 2});       // loops start here
+//     sched::Group g = scheduler.make_group({.name = "worker"});
+//     g.post([] { /* runs on a loop; may read RCU data freely */ });
+//     scheduler.stop();                                 // or the destructor
+//
+// A loop pops a ready group, runs its events until the group is empty or its
+// slice of thread CPU time is spent (need_resched()), reports a quiescent
+// state, runs a budgeted batch of its own RCU callbacks, and moves on. With
+// nothing to run it goes RCU-offline and sleeps on a futex until posted to.
+// Idle loops take ready groups from busy ones; a periodic balancer evens out
+// loops by recent CPU use. See scheduler/README.md for the algorithm.
+//
+// Threading: every member may be called from any thread except where noted.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <quiesce/scheduler/group.hpp>
+#include <quiesce/scheduler/need_resched.hpp>
+#include <quiesce/scheduler/slice_mode.hpp>
+
+namespace quiesce::sched {
+
+namespace detail {
+class SchedulerImpl;
+}
+
+struct SchedulerOptions {
+    /// Loop threads; 0 = one per CPU in the process's affinity mask. More than
+    /// that many CPUs is allowed (loops then share CPUs).
+    unsigned threads = 0;
+    /// Pin loop i to the i-th CPU of the affinity mask.
+    bool pin_threads = true;
+    /// CPU time a group may run per turn before need_resched() turns true;
+    /// zero means never (groups run until empty, at most max_events_per_turn).
+    std::chrono::microseconds slice{500};
+    /// How need_resched() learns that the slice is spent (see need_resched.hpp).
+    SliceMode slice_mode = SliceMode::kAuto;
+    /// Events a group may run per turn even when the slice is not spent, so a
+    /// group that keeps posting to itself cannot hold a loop with slice 0.
+    unsigned max_events_per_turn = 1024;
+    /// RCU callbacks a loop runs between two groups.
+    std::size_t callback_budget = 64;
+    /// Idle loops take ready groups from busy ones.
+    bool work_stealing = true;
+    /// How often loops compare recent CPU use and move groups (0 = never).
+    std::chrono::milliseconds balance_interval{10};
+    /// Usable bytes of each fiber stack (a guard page is added below it).
+    std::size_t fiber_stack_size = 64 * 1024;
+    /// Thread names are "NAME/i"; stall warnings and logs use it too.
+    std::string name = "loop";
+};
+
+/// One loop's counters (relaxed snapshot).
+struct LoopStats {
+    int cpu = -1;                   ///< pinned CPU, or -1
+    std::uint64_t turns = 0;        ///< group turns run
+    std::uint64_t events = 0;       ///< events run
+    std::uint64_t sleeps = 0;       ///< times it went idle
+    std::uint64_t wakeups = 0;      ///< futex wake-ups other threads sent it
+    std::uint64_t stolen = 0;       ///< groups it took from other loops
+    std::uint64_t given = 0;        ///< groups it handed to other loops
+    std::uint64_t busy_cpu_ns = 0;  ///< thread CPU time spent in groups
+};
+
+struct SchedulerStats {
+    std::vector<LoopStats> loops;
+    std::uint64_t groups = 0;  ///< groups alive now
+};
+
+class Scheduler {
+public:
+    /// Starts the loops. Throws std::system_error when a thread, futex or
+    /// signal stack cannot be set up, std::invalid_argument on bad options.
+    explicit Scheduler(SchedulerOptions options = {});
+    /// stop(), if not done yet.
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    /// A new, open, idle group. Throws std::logic_error after stop().
+    [[nodiscard]] Group make_group(GroupOptions options = {});
+
+    /// Stops accepting posts (closes every group: each loop lets the event it
+    /// runs finish, then runs close handlers and drops what is queued), joins
+    /// every loop thread and waits for every RCU callback queued so far
+    /// (Domain::barrier()). Idempotent. Precondition: not on a loop thread.
+    void stop();
+
+    [[nodiscard]] unsigned loop_count() const noexcept;
+    [[nodiscard]] const SchedulerOptions& options() const noexcept;
+    [[nodiscard]] SchedulerStats stats() const;
+
+    /// The scheduler whose loop runs the calling thread, or null.
+    [[nodiscard]] static Scheduler* current() noexcept;
+    /// The index of the calling thread's loop, or -1 off loops.
+    [[nodiscard]] static int current_loop() noexcept;
+
+    /// Internal.
+    detail::SchedulerImpl& impl() noexcept { return *impl_; }
+
+private:
+    std::unique_ptr<detail::SchedulerImpl> impl_;
+};
+
+}  // namespace quiesce::sched

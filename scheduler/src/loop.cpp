@@ -1,0 +1,346 @@
+// The loop thread: set-up, the main loop, group turns, going idle and sleeping.
+// Work stealing and balancing are in balance.cpp.
+//
+// Threading: see loop.hpp. Labels [S1]-[S3], [W1]-[W2] and [L1] are in
+// scheduler/README.md.
+#include "loop.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <exception>
+#include <future>
+#include <limits>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include <quiesce/base/assert.hpp>
+#include <quiesce/base/futex.hpp>
+#include <quiesce/rcu/qsbr.hpp>
+
+#include "log.hpp"
+#include "registry.hpp"
+#include "scheduler_impl.hpp"
+#include "slice_clock.hpp"
+
+namespace quiesce::sched::detail {
+namespace {
+
+constinit thread_local Loop* tls_loop = nullptr;
+
+void pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); rc != 0) {
+        throw std::system_error(rc, std::generic_category(), "pin loop thread to its CPU");
+    }
+}
+
+}  // namespace
+
+Loop::Loop(SchedulerImpl& scheduler, unsigned index, int cpu)
+    : scheduler_(scheduler), index_(index), cpu_(cpu), timers_(*this) {}
+
+Loop::~Loop() {
+    QUIESCE_ASSERT(!thread_.joinable(), "a loop is destroyed only after stop_and_join()");
+}
+
+Loop* Loop::current() noexcept {
+    return tls_loop;
+}
+
+GroupCore* Loop::current_group() noexcept {
+    Loop* loop = tls_loop;
+    // relaxed: the loop's own field, read on its own thread
+    return loop != nullptr ? loop->current_.load(std::memory_order_relaxed) : nullptr;
+}
+
+void Loop::start() {
+    std::promise<void> ready;
+    std::future<void> started = ready.get_future();
+    thread_ = std::thread([this, &ready] { thread_main(ready); });
+    try {
+        started.get();
+    } catch (...) {
+        thread_.join();
+        throw;
+    }
+}
+
+void Loop::thread_main(std::promise<void>& ready) noexcept {
+    const SchedulerOptions& options = scheduler_.options();
+    std::optional<SliceClock> clock;
+    std::optional<rcu::QsbrReader> reader;
+    try {
+        tls_loop = this;
+        tid_.store(static_cast<int>(gettid()), std::memory_order_release);
+        std::string name = options.name;
+        name += '/';
+        name += std::to_string(index_);
+        name.resize(std::min<std::size_t>(name.size(), 15));  // the kernel's limit
+        pthread_setname_np(pthread_self(), name.c_str());
+        if (cpu_ >= 0) pin_to(cpu_);
+        clock.emplace(options.slice, options.slice_mode);
+        std::string reader_name = options.name;
+        reader_name += " loop ";
+        reader_name += std::to_string(index_);
+        reader.emplace(rcu::Domain::default_domain(), std::move(reader_name));
+    } catch (...) {
+        tls_loop = nullptr;
+        ready.set_exception(std::current_exception());
+        return;
+    }
+    clock_ = &*clock;
+    slice_ = options.slice;
+    reader_ = &*reader;
+    next_balance_ns_ = TimerHeap::now_ns() + scheduler_.balance_interval_ns();
+    ready.set_value();  // `ready` dies with start()'s frame: not touched again
+    run();
+    reader_ = nullptr;
+    clock_ = nullptr;
+    tls_loop = nullptr;
+}
+
+void Loop::stop_and_join() {
+    // [W3] seq_cst, pairs with the load in idle() after [W1]: either the loop
+    // sees the flag before it sleeps or wake() sees it sleeping.
+    exit_.store(true, std::memory_order_seq_cst);
+    wake();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Loop::schedule(GroupCore* group) noexcept {
+    ready_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
+    // [S3] [MQ1]/[MQ2] release: everything the scheduler of this group did
+    // (the last owner's turn, via [S1]) happens-before the turn that pops it.
+    inbox_.push(group);
+    wake();
+}
+
+void Loop::wake() noexcept {
+    // [W2] seq_cst load, pairs with [W1] in idle(): a push ([MQ1], seq_cst)
+    // before this load is seen by the loop's re-check after [W1], or this load
+    // sees the loop asleep. No system call while the loop is awake.
+    if (sleeping_.load(std::memory_order_seq_cst) == 0) return;
+    if (sleeping_.exchange(0, std::memory_order_seq_cst) == 1) {
+        wakeups_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        base::futex_wake(&sleeping_, 1);
+    }
+}
+
+void Loop::run() {
+    for (;;) {
+        // relaxed: a hint; serve_steal() claims it with an exchange
+        if (steal_to_.load(std::memory_order_relaxed) >= 0) serve_steal();
+        if (RunLink* link = inbox_.pop(); link != nullptr) {
+            ready_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a load estimate
+            run_turn(group_of(link));
+            between_turns();
+            continue;
+        }
+        between_turns();
+        if (!inbox_.empty()) continue;  // a push between [MQ1] and [MQ2]
+        if (exit_.load(std::memory_order_acquire)) return;
+        idle();
+    }
+}
+
+void Loop::run_turn(GroupCore* group) {
+    if (group->home.load(std::memory_order_relaxed) != index_) {
+        // relaxed: a placement hint (see group_core.hpp); counters have one writer
+        group->home.store(index_, std::memory_order_relaxed);
+        group->migrations.store(group->migrations.load(std::memory_order_relaxed) + 1,
+                                std::memory_order_relaxed);
+        stolen_.store(stolen_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    // [C2] acquire, pairs with [C1] in GroupCore::close().
+    if (group->closed.load(std::memory_order_acquire)) {
+        finish_close(group);
+        return;
+    }
+    current_.store(group, std::memory_order_release);  // [L1] for the stall hook
+    std::uint64_t start = clock_->start_slice(slice_ * group->weight);
+    bool preempted = run_events(group);
+    std::uint64_t used = clock_->cpu_now_ns() - start;
+    current_.store(nullptr, std::memory_order_relaxed);  // relaxed: see running()
+    group->cpu_ns.store(group->cpu_ns.load(std::memory_order_relaxed) + used,
+                        std::memory_order_relaxed);
+    busy_cpu_ns_.store(busy_cpu_ns_.load(std::memory_order_relaxed) + used,
+                       std::memory_order_relaxed);
+    turns_.store(turns_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (group->closed.load(std::memory_order_acquire)) {  // [C2]
+        finish_close(group);
+        return;
+    }
+    if (preempted) {
+        group->preempted.store(group->preempted.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_relaxed);
+    }
+    finish_turn(group, preempted);
+}
+
+// Runs the group's events until it is empty, its slice is spent, an event asks
+// to continue later, or the group closes. Returns true if it still has work.
+bool Loop::run_events(GroupCore* group) {
+    const unsigned max_events = scheduler_.options().max_events_per_turn;
+    unsigned ran = 0;
+    bool more = false;
+    for (;;) {
+        EventNode* event = group->next_event();
+        if (event == nullptr) break;
+        Status status;
+        try {
+            status = event->op(event, Action::kRun);
+        } catch (const std::exception& error) {
+            event->op(event, Action::kRelease);
+            fail_group(group, error.what());
+            break;
+        } catch (...) {
+            event->op(event, Action::kRelease);
+            fail_group(group, "an exception not derived from std::exception");
+            break;
+        }
+        if (status == Status::kAgain) {
+            group->again = event;
+            more = true;
+            break;
+        }
+        event->op(event, Action::kRelease);
+        ++ran;
+        if (group->closed.load(std::memory_order_relaxed)) break;  // run_turn() re-reads with [C2]
+        if (ran >= max_events || need_resched()) {
+            more = true;
+            break;
+        }
+    }
+    group->events.store(group->events.load(std::memory_order_relaxed) + ran,
+                        std::memory_order_relaxed);
+    events_.store(events_.load(std::memory_order_relaxed) + ran, std::memory_order_relaxed);
+    return more;
+}
+
+void Loop::fail_group(GroupCore* group, const char* what) noexcept {
+    logger().error("group \"{}\" (#{}) closed: an event threw: {}", group->name, group->id, what);
+    group->closed.store(true, std::memory_order_release);  // [C1]
+}
+
+void Loop::requeue(GroupCore* group) noexcept {
+    ready_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
+    inbox_.push(group);                              // keeps the scheduling token and the reference
+}
+
+// Ends a turn: requeues a group with work left, else hands the token back.
+void Loop::finish_turn(GroupCore* group, bool more) noexcept {
+    if (more || !group->queue.empty()) {
+        requeue(group);
+        return;
+    }
+    // The queue was empty (seen by its consumer). [S2] seq_cst store, the
+    // consumer's half of the Dekker pair with [S1] in GroupCore::notify(); its
+    // release pairs with [S1]'s acquire, handing this turn to the next owner.
+    group->scheduled.store(false, std::memory_order_seq_cst);
+    // From here another loop may own the group: read no consumer field.
+    if (group->queue.nothing_pushed_since_empty()) {
+        group->unref();  // the run queue's reference
+        return;
+    }
+    // A producer pushed after our check. Either its [S1] saw `true` and left
+    // the scheduling to us, or it saw `false` and scheduled the group itself.
+    if (group->scheduled.exchange(true, std::memory_order_seq_cst)) {  // [S1]
+        group->unref();
+        return;
+    }
+    requeue(group);
+}
+
+void Loop::finish_close(GroupCore* group) noexcept {
+    if (!group->close_done) {
+        group->close_done = true;
+        std::function<void()> on_close = std::move(group->on_close);
+        group->on_close = nullptr;
+        if (on_close) {
+            current_.store(group, std::memory_order_release);  // [L1]
+            try {
+                on_close();
+            } catch (const std::exception& error) {
+                logger().error("group \"{}\": close handler threw: {}", group->name, error.what());
+            } catch (...) {
+                logger().error("group \"{}\": close handler threw", group->name);
+            }
+            current_.store(nullptr, std::memory_order_relaxed);
+        }
+        on_close = nullptr;  // its captures die on the loop
+        std::lock_guard lock(group->registry->mutex);
+        group->registry->finished();
+    }
+    group->drop_pending();
+    finish_turn(group, false);
+}
+
+void Loop::between_turns() {
+    reader_->quiescent_state();
+    reader_->process_callbacks(scheduler_.options().callback_budget);
+    std::int64_t next_timer = timers_.next_deadline();
+    if (next_timer == std::numeric_limits<std::int64_t>::max() &&
+        ++turns_since_clock_ < kTurnsPerClockRead) {
+        return;
+    }
+    turns_since_clock_ = 0;
+    std::int64_t now = TimerHeap::now_ns();
+    if (now >= next_timer) timers_.fire_due(now);
+    if (now >= next_balance_ns_) balance(now);
+}
+
+void Loop::idle() {
+    if (scheduler_.options().work_stealing) steal_from_busiest();
+    clock_->idle();
+    rcu::OfflineScope offline(*reader_);  // no grace period waits for a sleeping loop
+    sleeps_.store(sleeps_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // [W1] seq_cst store, pairs with [W2] in wake(): after it, either the
+    // re-checks below see a push/exit/timer, or the poster sees us asleep.
+    sleeping_.store(1, std::memory_order_seq_cst);
+    bool sleep = inbox_.empty() && !exit_.load(std::memory_order_seq_cst);  // [W3]
+    std::chrono::nanoseconds timeout(-1);
+    // [W4] seq_cst, pairs with the store in TimerHeap::publish_next(): an
+    // earlier deadline armed after this load finds us asleep and wakes us.
+    std::int64_t next_timer = timers_.next_deadline_seq_cst();
+    if (sleep && next_timer != std::numeric_limits<std::int64_t>::max()) {
+        std::int64_t left = next_timer - TimerHeap::now_ns();
+        if (left <= 0) sleep = false;
+        timeout = std::chrono::nanoseconds(left);
+    }
+    if (sleep) base::futex_wait(sleeping_, 1, timeout);
+    sleeping_.store(0, std::memory_order_relaxed);  // relaxed: only this thread sleeps on it
+}
+
+void Loop::drain_after_exit() noexcept {
+    for (;;) {
+        RunLink* link = inbox_.pop();
+        if (link == nullptr) {
+            if (inbox_.empty()) return;
+            continue;
+        }
+        GroupCore* group = group_of(link);
+        group->drop_pending();  // the group is closed (stop() closed every group)
+        group->unref();         // it keeps `scheduled`: nothing runs it again
+    }
+}
+
+LoopStats Loop::stats() const noexcept {
+    LoopStats out;
+    // relaxed: counters, a snapshot
+    out.cpu = cpu_;
+    out.turns = turns_.load(std::memory_order_relaxed);
+    out.events = events_.load(std::memory_order_relaxed);
+    out.sleeps = sleeps_.load(std::memory_order_relaxed);
+    out.wakeups = wakeups_.load(std::memory_order_relaxed);
+    out.stolen = stolen_.load(std::memory_order_relaxed);
+    out.given = given_.load(std::memory_order_relaxed);
+    out.busy_cpu_ns = busy_cpu_ns_.load(std::memory_order_relaxed);
+    return out;
+}
+
+}  // namespace quiesce::sched::detail

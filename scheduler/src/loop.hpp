@@ -1,0 +1,135 @@
+// One loop: a thread pinned to a CPU that runs event groups from its inbox,
+// reports RCU quiescent states between them, fires its timers, and sleeps on a
+// futex when it has nothing to do (private).
+//
+// Threading: schedule(), wake(), request_steal(), the timer heap and stats()
+// are called from any thread; everything else runs on the loop's own thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <quiesce/base/mpsc_queue.hpp>
+#include <quiesce/scheduler/scheduler.hpp>
+
+#include "group_core.hpp"
+#include "timer_heap.hpp"
+
+namespace quiesce::rcu {
+class QsbrReader;
+}
+namespace quiesce::sched {
+class SliceClock;
+}
+
+namespace quiesce::sched::detail {
+
+class SchedulerImpl;
+
+class Loop {
+public:
+    Loop(SchedulerImpl& scheduler, unsigned index, int cpu);
+    ~Loop();
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
+
+    /// Starts the thread and waits until it has set itself up (its QSBR
+    /// reader, slice clock and signal stack); rethrows its set-up error.
+    void start();
+    /// Asks the loop to leave once its inbox is empty, and joins it.
+    void stop_and_join();
+
+    /// Puts `group` (holding the scheduling token and one reference) on this
+    /// loop's run queue, waking the loop if it sleeps. Thread: any.
+    void schedule(GroupCore* group) noexcept;
+    /// Wakes the loop if it sleeps (no system call if it does not).
+    void wake() noexcept;
+    /// Asks this loop to hand some ready groups to loop `thief`. Thread: any.
+    void request_steal(unsigned thief) noexcept;
+    /// Pops every group left in the inbox (after the thread ended) and drops
+    /// its events and its scheduling reference.
+    void drain_after_exit() noexcept;
+
+    [[nodiscard]] TimerHeap& timers() noexcept { return timers_; }
+    [[nodiscard]] unsigned index() const noexcept { return index_; }
+    [[nodiscard]] int tid() const noexcept { return tid_.load(std::memory_order_acquire); }
+    [[nodiscard]] LoopStats stats() const noexcept;
+    /// Approximate number of groups waiting in the inbox.
+    [[nodiscard]] std::int64_t ready() const noexcept {
+        return ready_.load(std::memory_order_relaxed);  // relaxed: a load estimate
+    }
+    /// Busy fraction of the last balance interval, in 1/1024ths.
+    [[nodiscard]] std::uint32_t load() const noexcept {
+        return load_.load(std::memory_order_relaxed);  // relaxed: a load estimate
+    }
+    /// The group running now (stall hook; read under the registry mutex).
+    [[nodiscard]] GroupCore* running() const noexcept {
+        return current_.load(std::memory_order_acquire);  // [L1] pairs with the store in run_turn()
+    }
+
+    /// The group whose event runs on this thread, or null.
+    static GroupCore* current_group() noexcept;
+    /// This thread's loop, or null.
+    static Loop* current() noexcept;
+    [[nodiscard]] SchedulerImpl* scheduler_of() const noexcept { return &scheduler_; }
+
+    /// Without timers, the loop reads the clock (for balancing) once per this
+    /// many turns.
+    static constexpr unsigned kTurnsPerClockRead = 16;
+
+private:
+    void thread_main(std::promise<void>& ready) noexcept;
+    void run();
+    void run_turn(GroupCore* group);
+    bool run_events(GroupCore* group);
+    void finish_turn(GroupCore* group, bool preempted) noexcept;
+    void finish_close(GroupCore* group) noexcept;
+    void fail_group(GroupCore* group, const char* what) noexcept;
+    void requeue(GroupCore* group) noexcept;
+    void between_turns();
+    void serve_steal() noexcept;
+    void balance(std::int64_t now_ns) noexcept;
+    void idle();
+    void steal_from_busiest() noexcept;
+    void hand_over(Loop& to, std::int64_t count) noexcept;
+
+    SchedulerImpl& scheduler_;
+    const unsigned index_;
+    const int cpu_;
+    std::thread thread_;
+    TimerHeap timers_;
+
+    // Owned by the loop thread (set up in thread_main()).
+    rcu::QsbrReader* reader_ = nullptr;
+    SliceClock* clock_ = nullptr;
+    std::chrono::nanoseconds slice_{0};
+    std::int64_t next_balance_ns_ = 0;
+    std::uint64_t busy_at_balance_ = 0;
+    unsigned turns_since_clock_ = 0;
+
+    alignas(128) base::MpscQueue<RunLink, &RunLink::next> inbox_;
+    /// 1 while the loop sleeps or is about to; futex word. [W1]/[W2].
+    alignas(128) std::atomic<std::uint32_t> sleeping_{0};
+    std::atomic<bool> exit_{false};
+    std::atomic<std::int32_t> steal_to_{-1};  // a thief's index, or -1
+    std::atomic<std::int64_t> ready_{0};
+    std::atomic<std::uint32_t> load_{0};
+    std::atomic<GroupCore*> current_{nullptr};
+    std::atomic<int> tid_{0};
+
+    // Counters: written by the loop thread only (relaxed), read by stats().
+    std::atomic<std::uint64_t> turns_{0};
+    std::atomic<std::uint64_t> events_{0};
+    std::atomic<std::uint64_t> sleeps_{0};
+    std::atomic<std::uint64_t> wakeups_{0};  // written by wakers (relaxed RMW)
+    std::atomic<std::uint64_t> stolen_{0};
+    std::atomic<std::uint64_t> given_{0};
+    std::atomic<std::uint64_t> busy_cpu_ns_{0};
+};
+
+}  // namespace quiesce::sched::detail

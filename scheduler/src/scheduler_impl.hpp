@@ -1,0 +1,63 @@
+// The scheduler's shared state (private): its loops, options, group registry
+// and the RCU stall hook that names the group a stalled loop is running.
+//
+// Threading: loops_ and options_ are fixed after construction; the registry
+// has its own mutex; stop() is serialised by stop_mutex_.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <quiesce/rcu/domain.hpp>
+#include <quiesce/scheduler/scheduler.hpp>
+
+#include "registry.hpp"
+
+namespace quiesce::sched::detail {
+
+class Loop;
+struct StallView;
+
+class SchedulerImpl {
+public:
+    SchedulerImpl(Scheduler& api, SchedulerOptions options);
+    ~SchedulerImpl();
+    SchedulerImpl(const SchedulerImpl&) = delete;
+    SchedulerImpl& operator=(const SchedulerImpl&) = delete;
+
+    [[nodiscard]] Loop& loop(unsigned index) noexcept { return *loops_[index % loops_.size()]; }
+    [[nodiscard]] unsigned loop_count() const noexcept {
+        return static_cast<unsigned>(loops_.size());
+    }
+    [[nodiscard]] const SchedulerOptions& options() const noexcept { return options_; }
+    [[nodiscard]] std::int64_t balance_interval_ns() const noexcept { return balance_interval_ns_; }
+    [[nodiscard]] const std::shared_ptr<Registry>& registry() const noexcept { return registry_; }
+    [[nodiscard]] Scheduler& api() noexcept { return api_; }
+
+    Group make_group(GroupOptions options);
+    void stop();
+    [[nodiscard]] SchedulerStats stats() const;
+    /// The stall hook's text for the reader `info` names, or empty.
+    [[nodiscard]] std::string describe_stall(const rcu::StallInfo& info) const;
+
+private:
+    void start_loops();
+    void close_all_groups();
+
+    Scheduler& api_;
+    const SchedulerOptions options_;
+    const std::int64_t balance_interval_ns_;
+    std::vector<std::unique_ptr<Loop>> loops_;
+    std::shared_ptr<Registry> registry_ = std::make_shared<Registry>();
+    std::shared_ptr<StallView> stall_view_;
+    std::atomic<unsigned> next_loop_{0};
+    std::atomic<std::uint64_t> next_id_{1};
+    std::mutex stop_mutex_;
+    bool stopped_ = false;  // stop_mutex_
+};
+
+}  // namespace quiesce::sched::detail
