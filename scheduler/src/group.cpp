@@ -6,6 +6,7 @@
 #include <memory>
 #include <utility>
 
+#include "fiber_state.hpp"
 #include "group_core.hpp"
 #include "log.hpp"
 #include "loop.hpp"
@@ -36,6 +37,10 @@ GroupCore::GroupCore(SchedulerImpl& owner, GroupOptions options, unsigned loop, 
       registry(owner.registry()) {}
 
 GroupCore::~GroupCore() {
+    if (fiber != nullptr) {
+        fiber->finish();  // closed groups did this already; an abandoned one unwinds here
+        delete fiber;
+    }
     drop_pending();
     std::lock_guard lock(registry->mutex);
     if (!linked) return;  // make_group() failed
@@ -130,7 +135,7 @@ bool post_node(GroupCore* core, EventNode* node) noexcept {
 
 }  // namespace detail
 
-bool Group::close() noexcept {
+bool Group::close() const noexcept {
     return core_ != nullptr && core_->close();
 }
 

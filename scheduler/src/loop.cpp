@@ -20,7 +20,9 @@
 #include <quiesce/base/futex.hpp>
 #include <quiesce/rcu/qsbr.hpp>
 
+#include "fiber_state.hpp"
 #include "log.hpp"
+#include "overflow_guard.hpp"
 #include "registry.hpp"
 #include "scheduler_impl.hpp"
 #include "slice_clock.hpp"
@@ -88,6 +90,7 @@ void Loop::thread_main(std::promise<void>& ready) noexcept {
         reader_name += " loop ";
         reader_name += std::to_string(index_);
         reader.emplace(rcu::Domain::default_domain(), std::move(reader_name));
+        install_overflow_guard_on_this_thread();  // fibers' stack overflows name the fiber
     } catch (...) {
         tls_loop = nullptr;
         ready.set_exception(std::current_exception());
@@ -99,6 +102,7 @@ void Loop::thread_main(std::promise<void>& ready) noexcept {
     next_balance_ns_ = TimerHeap::now_ns() + scheduler_.balance_interval_ns();
     ready.set_value();  // `ready` dies with start()'s frame: not touched again
     run();
+    remove_overflow_guard_from_this_thread();
     reader_ = nullptr;
     clock_ = nullptr;
     tls_loop = nullptr;
@@ -259,6 +263,11 @@ void Loop::finish_turn(GroupCore* group, bool more) noexcept {
 void Loop::finish_close(GroupCore* group) noexcept {
     if (!group->close_done) {
         group->close_done = true;
+        if (group->fiber != nullptr) {
+            current_.store(group, std::memory_order_release);  // [L1]
+            group->fiber->finish();  // unwinds the fiber before on_close runs
+            current_.store(nullptr, std::memory_order_relaxed);
+        }
         std::function<void()> on_close = std::move(group->on_close);
         group->on_close = nullptr;
         if (on_close) {

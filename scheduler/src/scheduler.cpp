@@ -61,7 +61,8 @@ SchedulerOptions validated(SchedulerOptions options) {
 SchedulerImpl::SchedulerImpl(Scheduler& api, SchedulerOptions options)
     : api_(api),
       options_(validated(std::move(options))),
-      balance_interval_ns_(std::chrono::nanoseconds(options_.balance_interval).count()) {
+      balance_interval_ns_(std::chrono::nanoseconds(options_.balance_interval).count()),
+      stacks_(options_.fiber_stack_size) {
     std::vector<int> cpus = allowed_cpus();
     unsigned count = options_.threads != 0 ? options_.threads : static_cast<unsigned>(cpus.size());
     if (count == 0) count = 1;
@@ -161,7 +162,32 @@ void SchedulerImpl::stop() {
     // Every callback queued so far runs, the loops' own ones included (their
     // QSBR readers handed them to the domain callback thread at exit).
     rcu::Domain::default_domain().barrier();
+    std::lock_guard fibers(fibers_mutex_);
+    free_fibers_.clear();
     logger().debug("scheduler \"{}\" stopped", options_.name);
+}
+
+std::unique_ptr<FiberContext> SchedulerImpl::acquire_fiber(const std::string& name,
+                                                           FiberContext::Entry entry, void* arg) {
+    std::unique_ptr<FiberContext> context;
+    {
+        std::lock_guard lock(fibers_mutex_);
+        if (!free_fibers_.empty()) {
+            context = std::move(free_fibers_.back());
+            free_fibers_.pop_back();
+        }
+    }
+    if (context) {
+        context->reset(entry, arg, name);  // this loop's floating-point state
+        return context;
+    }
+    return std::make_unique<FiberContext>(stacks_, name, entry, arg);
+}
+
+void SchedulerImpl::release_fiber(std::unique_ptr<FiberContext> context) noexcept {
+    std::lock_guard lock(fibers_mutex_);
+    if (free_fibers_.size() < kMaxFreeFibers) free_fibers_.push_back(std::move(context));
+    // else: destroyed here, its stack back to the pool
 }
 
 SchedulerStats SchedulerImpl::stats() const {

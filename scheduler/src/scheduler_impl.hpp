@@ -15,7 +15,9 @@
 #include <quiesce/rcu/domain.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "fiber_context.hpp"
 #include "registry.hpp"
+#include "stack_pool.hpp"
 
 namespace quiesce::sched::detail {
 
@@ -24,6 +26,9 @@ struct StallView;
 
 class SchedulerImpl {
 public:
+    /// Finished fiber contexts kept for reuse.
+    static constexpr std::size_t kMaxFreeFibers = 1024;
+
     SchedulerImpl(Scheduler& api, SchedulerOptions options);
     ~SchedulerImpl();
     SchedulerImpl(const SchedulerImpl&) = delete;
@@ -39,6 +44,12 @@ public:
     [[nodiscard]] Scheduler& api() noexcept { return api_; }
 
     Group make_group(GroupOptions options);
+    /// A fiber context for `entry(arg)`, reused from finished ones when
+    /// possible (TSan fibers are costly to make). Thread: a loop.
+    std::unique_ptr<FiberContext> acquire_fiber(const std::string& name, FiberContext::Entry entry,
+                                                void* arg);
+    /// Takes back a finished context.
+    void release_fiber(std::unique_ptr<FiberContext> context) noexcept;
     void stop();
     [[nodiscard]] SchedulerStats stats() const;
     /// The stall hook's text for the reader `info` names, or empty.
@@ -56,6 +67,9 @@ private:
     std::shared_ptr<StallView> stall_view_;
     std::atomic<unsigned> next_loop_{0};
     std::atomic<std::uint64_t> next_id_{1};
+    StackPool stacks_;
+    std::mutex fibers_mutex_;
+    std::vector<std::unique_ptr<FiberContext>> free_fibers_;  // fibers_mutex_
     std::mutex stop_mutex_;
     bool stopped_ = false;  // stop_mutex_
 };

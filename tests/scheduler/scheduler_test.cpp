@@ -39,8 +39,8 @@ TEST_CASE("one loop per CPU of the affinity mask, each pinned to its CPU", "[sch
         std::atomic<int> seen{-2};
         std::atomic<int> loop{-2};
         group.post([&] {
-            seen = sched_getcpu();
             loop = sched::Scheduler::current_loop();
+            seen = sched_getcpu();  // last: the test waits for it
         });
         REQUIRE(wait_until([&] { return seen.load() != -2; }));
         CHECK(loop.load() == static_cast<int>(i));
@@ -174,12 +174,18 @@ TEST_CASE("loops are QSBR readers: a grace period completes while they run and w
     domain.synchronize();  // loops asleep (offline)
     std::atomic<bool> stop{false};
     sched::Group busy = scheduler.make_group();
+    std::atomic<bool> halted{false};
     std::function<void()> spin = [&] {
-        if (!stop.load()) busy.post(spin);  // keeps a loop busy, event after event
+        if (!stop.load()) {
+            busy.post(spin);  // keeps a loop busy, event after event
+        } else {
+            halted = true;
+        }
     };
     busy.post(spin);
     for (int i = 0; i < 20; ++i) domain.synchronize();
     stop = true;
+    REQUIRE(wait_until([&] { return halted.load(); }));
 }
 
 TEST_CASE("the stall hook names the group a stalled loop runs", "[scheduler][unit]") {

@@ -87,7 +87,7 @@ public:
     /// group is closed. Thread: any. Cost: a node from this thread's cache, one
     /// exchange, and a wake-up system call only if the target loop sleeps.
     template <typename F>
-    bool post(F&& fn) {
+    bool post(F&& fn) const {
         if (!detail::group_accepts(core_)) return false;
         detail::CallableNode* node = detail::make_callable_node(std::forward<F>(fn));
         if (detail::post_node(core_, node)) return true;
@@ -98,7 +98,7 @@ public:
     /// Queues `event` unless it is already queued (then the posts coalesce
     /// into one run); returns false when the group is closed. Allocates
     /// nothing. Thread: any.
-    bool post(Event& event) noexcept {
+    bool post(Event& event) const noexcept {
         if (!detail::group_accepts(core_)) return false;
         if (!event.claim()) return true;
         if (detail::post_node(core_, event.node())) return true;
@@ -109,18 +109,18 @@ public:
     /// Closes the group: posts fail from now on, and its loop runs on_close
     /// and drops the events still queued (after the event running now, if
     /// any, returns). Returns false if it was already closed. Thread: any.
-    bool close() noexcept;
+    bool close() const noexcept;
     [[nodiscard]] bool closed() const noexcept { return !detail::group_accepts(core_); }
 
     /// Runs `fn` on this group once, after `delay`. Thread: any.
     template <typename F>
-    Timer after(std::chrono::nanoseconds delay, F&& fn) {
+    Timer after(std::chrono::nanoseconds delay, F&& fn) const {
         return detail::arm_timer(core_, delay, std::chrono::nanoseconds(0), std::forward<F>(fn));
     }
     /// Runs `fn` on this group every `period` (first after one period) until
     /// cancelled or the group closes. Thread: any.
     template <typename F>
-    Timer every(std::chrono::nanoseconds period, F&& fn) {
+    Timer every(std::chrono::nanoseconds period, F&& fn) const {
         return detail::arm_timer(core_, period, period, std::forward<F>(fn));
     }
 

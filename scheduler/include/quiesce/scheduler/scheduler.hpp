@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -88,6 +89,10 @@ public:
 
     /// A new, open, idle group. Throws std::logic_error after stop().
     [[nodiscard]] Group make_group(GroupOptions options = {});
+
+    /// A fiber-backed group: its fiber runs `main` on a loop (see fiber.hpp)
+    /// and the group closes when `main` returns. Throws as make_group().
+    Group spawn(std::function<void()> main, GroupOptions options = {});
 
     /// Stops accepting posts (closes every group: each loop lets the event it
     /// runs finish, then runs close handlers and drops what is queued), joins
