@@ -48,6 +48,17 @@ void Loop::steal_from_busiest() noexcept {
     if (victim != nullptr) victim->request_steal(index_);
 }
 
+void Loop::wake_a_sleeper() noexcept {
+    for (unsigned i = 1; i < scheduler_.loop_count(); ++i) {
+        Loop& other = scheduler_.loop(index_ + i);
+        // relaxed: a hint; wake() re-reads with [W2]
+        if (other.sleeping_.load(std::memory_order_relaxed) != 0) {
+            other.wake();
+            return;
+        }
+    }
+}
+
 void Loop::serve_steal() noexcept {
     // relaxed: see request_steal()
     std::int32_t thief = steal_to_.exchange(-1, std::memory_order_relaxed);

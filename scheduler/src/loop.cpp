@@ -292,6 +292,11 @@ void Loop::finish_close(GroupCore* group) noexcept {
 void Loop::between_turns() {
     reader_->quiescent_state();
     reader_->process_callbacks(scheduler_.options().callback_budget);
+    // Work piles up here while a loop sleeps: wake it, and its idle() asks
+    // for a share (see balance.cpp).
+    if (ready() >= 2 && scheduler_.sleepers() > 0 && scheduler_.options().work_stealing) {
+        wake_a_sleeper();
+    }
     std::int64_t next_timer = timers_.next_deadline();
     if (next_timer == std::numeric_limits<std::int64_t>::max() &&
         ++turns_since_clock_ < kTurnsPerClockRead) {
@@ -321,7 +326,11 @@ void Loop::idle() {
         if (left <= 0) sleep = false;
         timeout = std::chrono::nanoseconds(left);
     }
-    if (sleep) base::futex_wait(sleeping_, 1, timeout);
+    if (sleep) {
+        scheduler_.add_sleeper(1);
+        base::futex_wait(sleeping_, 1, timeout);
+        scheduler_.add_sleeper(-1);
+    }
     sleeping_.store(0, std::memory_order_relaxed);  // relaxed: only this thread sleeps on it
 }
 

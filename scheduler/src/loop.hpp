@@ -96,6 +96,7 @@ private:
     void balance(std::int64_t now_ns) noexcept;
     void idle();
     void steal_from_busiest() noexcept;
+    void wake_a_sleeper() noexcept;
     void hand_over(Loop& to, std::int64_t count) noexcept;
 
     SchedulerImpl& scheduler_;

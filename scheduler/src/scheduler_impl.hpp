@@ -43,6 +43,14 @@ public:
     [[nodiscard]] const std::shared_ptr<Registry>& registry() const noexcept { return registry_; }
     [[nodiscard]] Scheduler& api() noexcept { return api_; }
 
+    /// Loops asleep now (a hint for waking one when work piles up).
+    [[nodiscard]] int sleepers() const noexcept {
+        return sleepers_.load(std::memory_order_relaxed);  // relaxed: a hint
+    }
+    void add_sleeper(int delta) noexcept {
+        sleepers_.fetch_add(delta, std::memory_order_relaxed);  // relaxed: a hint
+    }
+
     Group make_group(GroupOptions options);
     /// A fiber context for `entry(arg)`, reused from finished ones when
     /// possible (TSan fibers are costly to make). Thread: a loop.
@@ -66,6 +74,7 @@ private:
     std::shared_ptr<Registry> registry_ = std::make_shared<Registry>();
     std::shared_ptr<StallView> stall_view_;
     std::atomic<unsigned> next_loop_{0};
+    std::atomic<int> sleepers_{0};
     std::atomic<std::uint64_t> next_id_{1};
     StackPool stacks_;
     std::mutex fibers_mutex_;
