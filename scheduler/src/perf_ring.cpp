@@ -103,7 +103,7 @@ const TickWord* RingReader::head_address() const noexcept {
 }
 
 std::uint64_t RingReader::head() const noexcept {
-    // [K1] acquire, pairs with the kernel's smp_wmb() (B) in
+    // [PR1] acquire, pairs with the kernel's smp_wmb() (B) in
     // perf_output_put_handle() before it publishes data_head: the records
     // below head are complete before we read them (the ABI's smp_rmb()).
     return std::atomic_ref<__u64>(meta_->data_head).load(std::memory_order_acquire);
@@ -119,7 +119,7 @@ std::uint64_t RingReader::word_at(std::uint64_t pos) const noexcept {
 
 RingDrain RingReader::drain(TaskClockAnchor& anchor) noexcept {
     RingDrain seen;
-    const std::uint64_t head = this->head();  // [K1]
+    const std::uint64_t head = this->head();  // [PR1]
     // No room for one more record of the largest kind we may get (THROTTLE,
     // 40 bytes): the kernel may be dropping.
     seen.full = head - tail_ + kLargestRecord > mask_ + 1;
@@ -156,7 +156,7 @@ RingDrain RingReader::drain(TaskClockAnchor& anchor) noexcept {
         pos += header.size;
     }
     tail_ = pos;
-    // [K2] release, pairs with the kernel's (A) in perf_output_begin() (its
+    // [PR2] release, pairs with the kernel's (A) in perf_output_begin() (its
     // read of data_tail, control-dependent before it overwrites space): our
     // reads of these records happen before the kernel reuses their space.
     // The ABI asks for smp_mb(); release is what it needs (tools/ uses

@@ -17,7 +17,7 @@
 // Threading: one thread owns a ring and is the only one that reads it or
 // writes data_tail; the kernel writes the records and data_head. Ordering
 // with the kernel follows the contract in <linux/perf_event.h>, labels
-// [K1] and [K2] below.
+// [PR1] and [PR2] below.
 #pragma once
 
 #include <linux/perf_event.h>
@@ -66,7 +66,7 @@ public:
 
     /// need_resched()'s counter: bytes the kernel has ever written.
     [[nodiscard]] const TickWord* head_address() const noexcept;
-    /// data_head; acquire ([K1]).
+    /// data_head; acquire ([PR1]).
     [[nodiscard]] std::uint64_t head() const noexcept;
     /// Everything before this position has been applied and freed.
     [[nodiscard]] std::uint64_t tail() const noexcept { return tail_; }

@@ -3,8 +3,8 @@
 //
 // Threading: the pool's cache is guarded by StackPool::mutex_; the guard
 // table's free list by table_mutex. The table's chunks are published with
-// release/acquire ([T1]/[T3]) and never freed, so a signal handler may walk
-// them at any moment; a record's guard range is published by [T2]/[T4].
+// release/acquire ([SP1]/[SP3]) and never freed, so a signal handler may walk
+// them at any moment; a record's guard range is published by [SP2]/[SP4].
 #include "stack_pool.hpp"
 
 #include <sys/mman.h>
@@ -66,7 +66,7 @@ GuardRecord* table_add(std::uintptr_t guard_begin, std::uintptr_t guard_end,
                 table_free = &r;
             }
             chunk->next = table_head.load(std::memory_order_relaxed);  // relaxed: under the mutex
-            // [T1] release, pairs with [T3] in find_guard(): a walker that
+            // [SP1] release, pairs with [SP3] in find_guard(): a walker that
             // sees this chunk sees its constructed records and `next`.
             table_head.store(chunk, std::memory_order_release);
         }
@@ -77,7 +77,7 @@ GuardRecord* table_add(std::uintptr_t guard_begin, std::uintptr_t guard_end,
     record->guard_end.store(guard_end, std::memory_order_relaxed);
     record->stack_size.store(stack_size, std::memory_order_relaxed);
     record->label.store(nullptr, std::memory_order_relaxed);
-    // [T2] release, pairs with [T4] in find_guard(): who sees the range also
+    // [SP2] release, pairs with [SP4] in find_guard(): who sees the range also
     // sees its end and size.
     record->guard_begin.store(guard_begin, std::memory_order_release);
     return record;
@@ -201,14 +201,14 @@ void StackPool::set_label(const FiberStack& stack, const char* label) noexcept {
 
 bool StackPool::find_guard(const void* addr, GuardHit& hit) noexcept {
     const auto a = reinterpret_cast<std::uintptr_t>(addr);
-    // [T3] acquire, pairs with [T1] in table_add().
+    // [SP3] acquire, pairs with [SP1] in table_add().
     for (GuardChunk* chunk = table_head.load(std::memory_order_acquire); chunk != nullptr;
          chunk = chunk->next) {
         for (const GuardRecord& record : chunk->records) {
-            // [T4] acquire, pairs with [T2] in table_add().
+            // [SP4] acquire, pairs with [SP2] in table_add().
             const std::uintptr_t begin = record.guard_begin.load(std::memory_order_acquire);
             if (begin == 0 || a < begin) continue;
-            // relaxed: published by [T2], read after [T4].
+            // relaxed: published by [SP2], read after [SP4].
             if (a >= record.guard_end.load(std::memory_order_relaxed)) continue;
             hit.stack_size = record.stack_size.load(std::memory_order_relaxed);
             hit.label = record.label.load(std::memory_order_relaxed);

@@ -117,7 +117,7 @@ void WallTicker::on_tick(int, siginfo_t*, void*) noexcept {
         // for a confirmation, it does not measure.
         __atomic_store_n(&self->ticks_, __atomic_load_n(&self->ticks_, __ATOMIC_RELAXED) + 1,
                          __ATOMIC_RELAXED);
-        // [W2] pairs with [W1] in busy(): the handler runs whole between two
+        // [WT2] pairs with [WT1] in busy(): the handler runs whole between two
         // instructions of the thread it interrupts, so it either sees idle_
         // cleared or sets stopped_ before busy() loads it. relaxed suffices.
         if (self->idle_.load(std::memory_order_relaxed)) {
@@ -134,7 +134,7 @@ void WallTicker::idle() noexcept {
 
 void WallTicker::busy() noexcept {
     idle_.store(false, std::memory_order_relaxed);  // relaxed: read by our own handler
-    // [W1] pairs with [W2] in on_tick(): a handler that runs after this fence
+    // [WT1] pairs with [WT2] in on_tick(): a handler that runs after this fence
     // sees idle_ false and leaves the timer alone; one that ran before it has
     // set stopped_, which the load below sees.
     std::atomic_signal_fence(std::memory_order_seq_cst);

@@ -6,7 +6,7 @@
 //
 // Threading: created, used and destroyed on one thread; the signal handler
 // runs on that same thread, so the shared words are lock-free atomics used
-// with relaxed order plus signal fences ([W1]/[W2]).
+// with relaxed order plus signal fences ([WT1]/[WT2]).
 #pragma once
 
 #include <signal.h>
