@@ -94,6 +94,10 @@ void SchedulerImpl::start_loops() {
 
 SchedulerImpl::~SchedulerImpl() {
     stop();
+    // A post that passed its closed-check before stop() closed the group may
+    // have scheduled it on a loop that has ended: drop it now (no post may
+    // race with the destructor itself).
+    for (auto& loop : loops_) loop->drain_after_exit();
     {
         std::lock_guard lock(stall_view_->mutex);
         stall_view_->scheduler = nullptr;
