@@ -6,9 +6,13 @@
 
 #include <atomic>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <quiesce/base/log.hpp>
 #include <quiesce/rcu/qsbr.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
@@ -17,9 +21,15 @@
 #include "wait.hpp"
 
 using namespace quiesce;
+using namespace std::chrono_literals;
 using quiesce::test::wait_until;
 
 namespace {
+
+std::ostringstream& captured_log() {
+    static std::ostringstream stream;
+    return stream;
+}
 
 int allowed_cpu_count() {
     cpu_set_t set;
@@ -209,4 +219,33 @@ TEST_CASE("the stall hook names the group a stalled loop runs", "[scheduler][uni
     open = true;
     info.tid = 1;  // not a loop
     CHECK(impl.describe_stall(info).empty());
+}
+
+TEST_CASE("a real stall of the default domain is reported with the group the loop runs",
+          "[scheduler][unit]") {
+    // The default domain warns after 2 s: this test takes that long.
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured_log());
+    auto rcu_logger = quiesce::log::get(quiesce::log::kRcu);
+    rcu_logger->sinks().push_back(sink);
+    {
+        sched::Scheduler scheduler({.threads = 1, .name = "stalling"});
+        sched::Group group = scheduler.make_group({.name = "spinner"});
+        std::atomic<bool> open{false};
+        std::atomic<bool> entered{false};
+        group.post([&] {
+            entered = true;
+            while (!open.load()) std::this_thread::yield();  // never returns to the loop
+        });
+        REQUIRE(wait_until([&] { return entered.load(); }));
+        std::uint64_t before = rcu::Domain::default_domain().stats().stall_warnings;
+        std::thread waiter([] { rcu::Domain::default_domain().synchronize(); });
+        bool warned = wait_until(
+            [&] { return rcu::Domain::default_domain().stats().stall_warnings > before; }, 20s);
+        open = true;
+        waiter.join();
+        CHECK(warned);
+    }
+    rcu_logger->sinks().pop_back();
+    std::string text = captured_log().str();
+    CHECK_THAT(text, Catch::Contains("scheduler \"stalling\" loop 0 is running group \"spinner\""));
 }
