@@ -10,9 +10,11 @@
 
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "gate.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
+using quiesce::test::Gate;
 using quiesce::test::wait_until;
 
 namespace {
@@ -22,17 +24,6 @@ sched::SchedulerOptions two_loops() {
     options.threads = 2;
     return options;
 }
-
-// Holds a group's loop inside an event until released, so that the test can
-// queue events behind it deterministically.
-struct Gate {
-    std::atomic<bool> entered{false};
-    std::atomic<bool> open{false};
-    void block() {
-        entered.store(true);
-        while (!open.load()) std::this_thread::yield();
-    }
-};
 
 }  // namespace
 
@@ -122,21 +113,21 @@ TEST_CASE(
         if (Gate* gate_now = repost_gate.load(); gate_now != nullptr) gate_now->block();
     }};
     group.post([&] { gate.block(); });
-    REQUIRE(wait_until([&] { return gate.entered.load(); }));
+    REQUIRE(gate.wait_entered());
     CHECK(group.post(event));
     CHECK(group.post(event));
     CHECK(group.post(event));
     CHECK(event.pending());
-    gate.open = true;
+    gate.open();
     REQUIRE(wait_until([&] { return runs.load() == 1 && !event.pending(); }));
 
     Gate second;
     repost_gate = &second;
     group.post(event);
-    REQUIRE(wait_until([&] { return second.entered.load(); }));
+    REQUIRE(second.wait_entered());
     repost_gate = nullptr;
     group.post(event);  // while it runs: one more run
-    second.open = true;
+    second.open();
     REQUIRE(wait_until([&] { return runs.load() == 3; }));
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     CHECK(runs.load() == 3);
@@ -157,14 +148,14 @@ TEST_CASE("an event that returns kAgain runs again after the other ready groups"
         order.push_back(std::move(what));
     };
     slow.post([&] { gate.block(); });
-    REQUIRE(wait_until([&] { return gate.entered.load(); }));
+    REQUIRE(gate.wait_entered());
     int steps = 0;
     slow.post([&]() -> sched::Status {
         note("slow " + std::to_string(steps));
         return ++steps < 3 ? sched::Status::kAgain : sched::Status::kDone;
     });
     quick.post([&] { note("quick"); });
-    gate.open = true;
+    gate.open();
     REQUIRE(wait_until([&] { return slow.stats().events == 2; }));
     std::lock_guard lock(mutex);
     REQUIRE(order.size() == 4);
@@ -187,14 +178,14 @@ TEST_CASE("close() runs the close handler once and drops the queued events", "[s
     Gate gate;
     std::atomic<int> ran{0};
     group.post([&] { gate.block(); });
-    REQUIRE(wait_until([&] { return gate.entered.load(); }));
+    REQUIRE(gate.wait_entered());
     for (int i = 0; i < 100; ++i) REQUIRE(group.post([&] { ran.fetch_add(1); }));
     CHECK(group.close());
     CHECK_FALSE(group.close());
     CHECK(group.closed());
     CHECK_FALSE(group.post([&] { ran.fetch_add(1); }));
     CHECK(closes.load() == 0);  // the running event finishes first
-    gate.open = true;
+    gate.open();
     REQUIRE(wait_until([&] { return closes.load() == 1; }));
     CHECK(closed_on_loop.load());
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -251,19 +242,19 @@ TEST_CASE("a large capture is boxed, and its destructor runs whether the event r
     std::atomic<int> sum{0};
     Gate gate;
     group.post([&] { gate.block(); });
-    REQUIRE(wait_until([&] { return gate.entered.load(); }));
+    REQUIRE(gate.wait_entered());
     group.post([big = Big{token}, &sum] { sum += *big.keep; });
     group.post([keep = token, &sum] { sum += *keep; });
     CHECK(token.use_count() == 3);
-    gate.open = true;
+    gate.open();
     REQUIRE(wait_until([&] { return sum.load() == 14; }));
     REQUIRE(wait_until([&] { return token.use_count() == 1; }));
     Gate again;
     group.post([&] { again.block(); });
-    REQUIRE(wait_until([&] { return again.entered.load(); }));
+    REQUIRE(again.wait_entered());
     group.post([big = Big{token}, &sum] { sum += *big.keep; });
     group.close();
-    again.open = true;
+    again.open();
     REQUIRE(wait_until([&] { return token.use_count() == 1; }));
     CHECK(sum.load() == 14);
 }

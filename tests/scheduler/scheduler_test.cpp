@@ -16,6 +16,7 @@
 #include <quiesce/rcu/qsbr.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "gate.hpp"
 #include "loop.hpp"
 #include "scheduler_impl.hpp"
 #include "wait.hpp"
@@ -94,17 +95,13 @@ TEST_CASE("a sleeping loop wakes for every post, and an awake one gets no wake-u
     CHECK(slept.wakeups >= 250);  // most posts found it asleep
 
     // A burst posted while the loop is busy costs no wake-up per post.
-    std::atomic<bool> open{false};
-    std::atomic<bool> entered{false};
-    group.post([&] {
-        entered = true;
-        while (!open.load()) std::this_thread::yield();
-    });
-    REQUIRE(wait_until([&] { return entered.load(); }));
+    quiesce::test::Gate gate;
+    group.post([&] { gate.block(); });
+    REQUIRE(gate.wait_entered());
     std::uint64_t before = scheduler.stats().loops[0].wakeups;
     for (int i = 0; i < 1000; ++i) group.post([&] { ran.fetch_add(1); });
     CHECK(scheduler.stats().loops[0].wakeups == before);
-    open = true;
+    gate.open();
     REQUIRE(wait_until([&] { return ran.load() == 1300; }));
 }
 
@@ -119,19 +116,15 @@ TEST_CASE("stop() closes every group, runs close handlers, and rejects new work"
         groups.push_back(scheduler->make_group(
             {.loop = i == 0 ? 0 : 1, .pinned = true, .on_close = [&] { closes.fetch_add(1); }}));
     }
-    std::atomic<bool> open{false};
-    std::atomic<bool> entered{false};
+    quiesce::test::Gate gate;
     std::atomic<int> dropped_ran{0};
-    groups[0].post([&] {
-        entered = true;
-        while (!open.load()) std::this_thread::yield();
-    });
-    REQUIRE(wait_until([&] { return entered.load(); }));
+    groups[0].post([&] { gate.block(); });
+    REQUIRE(gate.wait_entered());
     groups[0].post([&] { dropped_ran.fetch_add(1); });
     std::thread stopper([&] { scheduler->stop(); });
     REQUIRE(wait_until([&] { return closes.load() == 49; }));  // all but the busy one
     CHECK(groups[0].post([] {}) == false);
-    open = true;
+    gate.open();
     stopper.join();
     CHECK(closes.load() == 50);
     CHECK(dropped_ran.load() == 0);
@@ -201,13 +194,9 @@ TEST_CASE("loops are QSBR readers: a grace period completes while they run and w
 TEST_CASE("the stall hook names the group a stalled loop runs", "[scheduler][unit]") {
     sched::Scheduler scheduler({.threads = 1, .name = "stalltest"});
     sched::Group group = scheduler.make_group({.name = "hog"});
-    std::atomic<bool> open{false};
-    std::atomic<bool> entered{false};
-    group.post([&] {
-        entered = true;
-        while (!open.load()) std::this_thread::yield();
-    });
-    REQUIRE(wait_until([&] { return entered.load(); }));
+    quiesce::test::Gate gate;
+    group.post([&] { gate.block(); });
+    REQUIRE(gate.wait_entered());
     auto& impl = scheduler.impl();
     rcu::StallInfo info;
     info.tid = impl.loop(0).tid();
@@ -216,7 +205,7 @@ TEST_CASE("the stall hook names the group a stalled loop runs", "[scheduler][uni
     std::string text = impl.describe_stall(info);
     CHECK_THAT(text, Catch::Contains("stalltest") && Catch::Contains("\"hog\"") &&
                          Catch::Contains("2500 ms"));
-    open = true;
+    gate.open();
     info.tid = 1;  // not a loop
     CHECK(impl.describe_stall(info).empty());
 }
@@ -230,18 +219,14 @@ TEST_CASE("a real stall of the default domain is reported with the group the loo
     {
         sched::Scheduler scheduler({.threads = 1, .name = "stalling"});
         sched::Group group = scheduler.make_group({.name = "spinner"});
-        std::atomic<bool> open{false};
-        std::atomic<bool> entered{false};
-        group.post([&] {
-            entered = true;
-            while (!open.load()) std::this_thread::yield();  // never returns to the loop
-        });
-        REQUIRE(wait_until([&] { return entered.load(); }));
+        quiesce::test::Gate gate;
+        group.post([&] { gate.block(); });  // never returns to the loop
+        REQUIRE(gate.wait_entered());
         std::uint64_t before = rcu::Domain::default_domain().stats().stall_warnings;
         std::thread waiter([] { rcu::Domain::default_domain().synchronize(); });
         bool warned = wait_until(
             [&] { return rcu::Domain::default_domain().stats().stall_warnings > before; }, 20s);
-        open = true;
+        gate.open();
         waiter.join();
         CHECK(warned);
     }
