@@ -58,6 +58,7 @@ TEST_CASE("light groups keep running next to a CPU hog that honours need_resched
         REQUIRE(wait_until([&] { return done.load() == target; }, 10s));
     }
     stop = true;
+    REQUIRE(wait_until([&] { return hog.stats().events == 1; }));  // done with `stop`
     sched::GroupStats stats = hog.stats();
     WARN("worst light-group latency " << worst_us.load() << " us; hog preempted " << stats.preempted
                                       << " times, " << stats.cpu_ns / 1000 << " us CPU");
@@ -75,16 +76,22 @@ TEST_CASE("a hog that ignores no slice still lets others run with slice 0 via kA
     sched::Group chatty = scheduler.make_group();
     std::atomic<bool> stop{false};
     std::atomic<std::int64_t> chatter{0};
+    std::atomic<bool> halted{false};
     std::function<void()> again = [&] {
         chatter++;
-        if (!stop.load()) chatty.post(again);
+        if (!stop.load()) {
+            chatty.post(again);
+        } else {
+            halted = true;  // the last copy of `again` is done with it
+        }
     };
     chatty.post(again);
     std::atomic<bool> ran{false};
     scheduler.make_group().post([&] { ran = true; });
     REQUIRE(wait_until([&] { return ran.load(); }, 10s));
     stop = true;
-    REQUIRE(wait_until([&] { return chatty.stats().preempted >= 1; }));
+    REQUIRE(wait_until([&] { return halted.load(); }));
+    CHECK(chatty.stats().preempted >= 1);
 }
 
 TEST_CASE("round-robin with weights: a weight-2 hog gets about twice the CPU of a weight-1 hog",
@@ -127,6 +134,7 @@ TEST_CASE("an idle loop takes waiting groups from a busy one; pinned groups stay
     }
     REQUIRE(wait_until([&] { return done.load() == 20; }));
     stop = true;
+    REQUIRE(wait_until([&] { return hog.stats().events == 1; }));
     CHECK(ran_on_1.load() > 0);
     CHECK(hog.stats().loop == 0);
     CHECK(hog.stats().migrations == 0);
