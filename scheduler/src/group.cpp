@@ -96,9 +96,12 @@ void GroupCore::notify() noexcept {
 }
 
 bool GroupCore::close() noexcept {
-    // [C1] acq_rel, pairs with the acquire loads of `closed` in post_node()
-    // and on the loop: the loop that sees it runs the close.
-    if (closed.exchange(true, std::memory_order_acq_rel)) return false;
+    // [C1] seq_cst exchange: its release pairs with the acquire loads of
+    // `closed` in post_node() and on the loop ([C2], [C3]); with the [S1]
+    // load in notify() it is the closer's half of a Dekker pair with [S2] +
+    // [C3], so a turn ending just now either is seen as running (and [C3]
+    // sees the close) or is seen idle (and notify() schedules the group).
+    if (closed.exchange(true, std::memory_order_seq_cst)) return false;
     notify();
     return true;
 }

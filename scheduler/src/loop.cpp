@@ -183,7 +183,7 @@ void Loop::run_turn(GroupCore* group) {
         group->preempted.store(group->preempted.load(std::memory_order_relaxed) + 1,
                                std::memory_order_relaxed);
     }
-    finish_turn(group, preempted);
+    finish_turn(group, preempted, /*open=*/true);
 }
 
 // Runs the group's events until it is empty, its slice is spent, an event asks
@@ -237,22 +237,29 @@ void Loop::requeue(GroupCore* group) noexcept {
 }
 
 // Ends a turn: requeues a group with work left, else hands the token back.
-void Loop::finish_turn(GroupCore* group, bool more) noexcept {
+// `open`: the turn saw the group open at [C2], so a close() may have landed
+// since and must not be lost; false after finish_close().
+void Loop::finish_turn(GroupCore* group, bool more, bool open) noexcept {
     if (more || !group->queue.empty()) {
         requeue(group);
         return;
     }
     // The queue was empty (seen by its consumer). [S2] seq_cst store, the
-    // consumer's half of the Dekker pair with [S1] in GroupCore::notify(); its
-    // release pairs with [S1]'s acquire, handing this turn to the next owner.
+    // consumer's half of the Dekker pairs with [S1] in GroupCore::notify()
+    // and with [C1]; its release pairs with [S1]'s acquire, handing this turn
+    // to the next owner.
     group->scheduled.store(false, std::memory_order_seq_cst);
     // From here another loop may own the group: read no consumer field.
-    if (group->queue.nothing_pushed_since_empty()) {
+    // [C3] seq_cst load of `closed`: a close() whose [S1] load saw `true`
+    // left the close to us, and its [C1] precedes that load, so we see it.
+    const bool closed_since = open && group->closed.load(std::memory_order_seq_cst);
+    if (!closed_since && group->queue.nothing_pushed_since_empty()) {
         group->unref();  // the run queue's reference
         return;
     }
-    // A producer pushed after our check. Either its [S1] saw `true` and left
-    // the scheduling to us, or it saw `false` and scheduled the group itself.
+    // A producer pushed (or closed) after our check. Either its [S1] saw
+    // `true` and left the scheduling to us, or it saw `false` and scheduled
+    // the group itself.
     if (group->scheduled.exchange(true, std::memory_order_seq_cst)) {  // [S1]
         group->unref();
         return;
@@ -286,7 +293,7 @@ void Loop::finish_close(GroupCore* group) noexcept {
         group->registry->finished();
     }
     group->drop_pending();
-    finish_turn(group, false);
+    finish_turn(group, false, /*open=*/false);
 }
 
 void Loop::between_turns() {

@@ -87,7 +87,7 @@ private:
     void run();
     void run_turn(GroupCore* group);
     bool run_events(GroupCore* group);
-    void finish_turn(GroupCore* group, bool preempted) noexcept;
+    void finish_turn(GroupCore* group, bool more, bool open) noexcept;
     void finish_close(GroupCore* group) noexcept;
     void fail_group(GroupCore* group, const char* what) noexcept;
     void requeue(GroupCore* group) noexcept;
