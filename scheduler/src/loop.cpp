@@ -166,9 +166,16 @@ void Loop::run_turn(GroupCore* group) {
         return;
     }
     current_.store(group, std::memory_order_release);  // [L1] for the stall hook
-    std::uint64_t start = clock_->start_slice(slice_ * group->weight);
+    std::uint64_t start = turn_end_cpu_;
+    if (turn_end_fresh_) {
+        clock_->start_slice_at(slice_ * group->weight, start);
+    } else {
+        start = clock_->start_slice(slice_ * group->weight);
+    }
     bool preempted = run_events(group);
-    std::uint64_t used = clock_->cpu_now_ns() - start;
+    turn_end_cpu_ = clock_->cpu_now_ns();
+    turn_end_fresh_ = true;
+    std::uint64_t used = turn_end_cpu_ - start;
     current_.store(nullptr, std::memory_order_relaxed);  // relaxed: see running()
     group->cpu_ns.store(group->cpu_ns.load(std::memory_order_relaxed) + used,
                         std::memory_order_relaxed);
@@ -270,6 +277,7 @@ void Loop::finish_turn(GroupCore* group, bool more, bool open) noexcept {
 void Loop::finish_close(GroupCore* group) noexcept {
     if (!group->close_done) {
         group->close_done = true;
+        turn_end_fresh_ = false;  // the close is charged to no group
         if (group->fiber != nullptr) {
             current_.store(group, std::memory_order_release);  // [L1]
             group->fiber->finish();  // unwinds the fiber before on_close runs
@@ -298,11 +306,14 @@ void Loop::finish_close(GroupCore* group) noexcept {
 
 void Loop::between_turns() {
     reader_->quiescent_state();
-    reader_->process_callbacks(scheduler_.options().callback_budget);
+    if (reader_->process_callbacks(scheduler_.options().callback_budget) != 0) {
+        turn_end_fresh_ = false;  // not the next group's CPU time
+    }
     // Work piles up here while a loop sleeps: wake it, and its idle() asks
     // for a share (see balance.cpp).
     if (ready() >= 2 && scheduler_.sleepers() > 0 && scheduler_.options().work_stealing) {
         wake_a_sleeper();
+        turn_end_fresh_ = false;
     }
     std::int64_t next_timer = timers_.next_deadline();
     if (next_timer == std::numeric_limits<std::int64_t>::max() &&
@@ -311,11 +322,15 @@ void Loop::between_turns() {
     }
     turns_since_clock_ = 0;
     std::int64_t now = TimerHeap::now_ns();
-    if (now >= next_timer) timers_.fire_due(now);
-    if (now >= next_balance_ns_) balance(now);
+    if (now >= next_timer && timers_.fire_due(now) != 0) turn_end_fresh_ = false;
+    if (now >= next_balance_ns_) {
+        balance(now);
+        turn_end_fresh_ = false;
+    }
 }
 
 void Loop::idle() {
+    turn_end_fresh_ = false;
     if (scheduler_.options().work_stealing) steal_from_busiest();
     clock_->idle();
     rcu::OfflineScope offline(*reader_);  // no grace period waits for a sleeping loop

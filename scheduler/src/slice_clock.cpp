@@ -142,6 +142,9 @@ std::uint64_t SliceClock::estimate(bool exact) noexcept {
         }
         return offset_ + anchor_.at(detail::mono_ns());
     }
+    // Ticks first: the position can only lag the reading, so a deadline
+    // counted from it comes early (and is confirmed), never late.
+    wall_ticks_at_read_ = wall_ != nullptr ? wall_->ticks() : 0;
     const std::uint64_t wall = detail::mono_ns();
     if (exact || wall - anchor_.wall >= static_cast<std::uint64_t>(kWallRefresh.count())) {
         // The wall stamp is taken before the CPU read, so at() stays an upper bound.
@@ -156,8 +159,9 @@ std::uint64_t SliceClock::cpu_now_ns() noexcept {
 }
 
 std::uint64_t SliceClock::tick_position() const noexcept {
-    // perf: the drain in estimate() consumed the ring up to tail().
-    return perf_ != nullptr ? perf_->ring().tail() : wall_ != nullptr ? wall_->ticks() : 0;
+    // Where the ticks stood at the last clock reading (estimate()): perf, the
+    // drain consumed the ring up to tail(); wall, the count read before it.
+    return perf_ != nullptr ? perf_->ring().tail() : wall_ticks_at_read_;
 }
 
 std::uint64_t SliceClock::ticks_until(std::uint64_t cpu_ns) const noexcept {
@@ -168,19 +172,24 @@ std::uint64_t SliceClock::ticks_until(std::uint64_t cpu_ns) const noexcept {
 }
 
 std::uint64_t SliceClock::start_slice(std::chrono::nanoseconds slice) noexcept {
-    if (wall_ != nullptr) wall_->busy();
     const std::uint64_t now = cpu_now_ns();
+    start_slice_at(slice, now);
+    return now;
+}
+
+void SliceClock::start_slice_at(std::chrono::nanoseconds slice, std::uint64_t now) noexcept {
+    QUIESCE_ASSERT(now == last_cpu_, "start_slice_at() needs the last cpu_now_ns() reading");
+    if (wall_ != nullptr) wall_->busy();
     expired_ = false;
     slice_start_cpu_ = now;
     never_ = period_ns_ == 0 || slice.count() <= 0;
     if (never_) {
         detail::tls_slice.deadline = UINT64_MAX;
-        return now;
+        return;
     }
     const auto length = static_cast<std::uint64_t>(slice.count());
     threshold_ = length > period_ns_ / 2 ? length - period_ns_ / 2 : 0;
     detail::tls_slice.deadline = tick_position() + ticks_until(threshold_) * tick_unit_;
-    return now;
 }
 
 bool SliceClock::expired() noexcept {

@@ -162,6 +162,40 @@ TEST_CASE("start_slice() starts a fresh slice", "[scheduler][unit]") {
     CHECK(spin_until_resched());
 }
 
+TEST_CASE("start_slice_at() counts the slice from the reading it is given", "[scheduler][unit]") {
+    SliceMode mode = mode_under_test();
+    if (skip(mode)) return;
+    constexpr auto kSlice = 4ms;
+    constexpr std::uint64_t kSliceNs = 4'000'000;
+    SliceClock clock(kSlice, mode);
+    // The reading is taken before 3 ms of CPU whose ticks (one per 2 ms
+    // period) the clock has not drained: the slice still ends about 4 ms of
+    // CPU after the reading, neither at once nor late.
+    bool passed = false;
+    for (int attempt = 0; attempt < 3 && !passed; ++attempt) {
+        const std::uint64_t before = thread_cpu();
+        const std::uint64_t reading = clock.cpu_now_ns();
+        spin_cpu(3ms);
+        clock.start_slice_at(kSlice, reading);
+        if (!spin_until_resched()) break;
+        const std::uint64_t used = thread_cpu() - before;
+        INFO("mode " << to_string(mode) << ": CPU from the reading to need_resched(): " << used
+                     << " ns; cpu_now_ns() advanced " << clock.cpu_now_ns() - reading << " ns");
+        REQUIRE(used >= kSliceNs / 2);  // exact lower bound: expired() confirms
+        // It ends at the first tick past slice - period / 2 = 3 ms from the
+        // reading, so by slice + period / 2 = 5 ms; counted from the call it
+        // would take 6 ms or more. A miss can only be other load: retry.
+        passed = used <= kSliceNs + kSliceNs / 4 + kSliceNs / 8;
+        if (attempt == 2) CHECK(passed);
+    }
+    // A reading taken right before: a whole slice.
+    const std::uint64_t before = thread_cpu();
+    clock.start_slice_at(kSlice, clock.cpu_now_ns());
+    CHECK_FALSE(need_resched());
+    REQUIRE(spin_until_resched());
+    CHECK(thread_cpu() - before >= kSliceNs / 2);
+}
+
 TEST_CASE("a weighted slice lasts proportionally longer", "[scheduler][unit]") {
     SliceMode mode = mode_under_test();
     if (skip(mode)) return;
