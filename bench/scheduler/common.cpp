@@ -1,0 +1,60 @@
+// Helpers every measurement shares: where its threads run (the loop and every
+// anchor's worker on the first CPU of the affinity mask, cross-thread posters
+// on the second), and latency summaries.
+#include <pthread.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "sched_bench.hpp"
+
+namespace quiesce::bench {
+namespace {
+
+int nth_allowed_cpu(int n) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+        throw std::system_error(errno, std::generic_category(), "sched_getaffinity");
+    }
+    int first = -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (!CPU_ISSET(cpu, &set)) continue;
+        if (first < 0) first = cpu;
+        if (n-- == 0) return cpu;
+    }
+    return first;
+}
+
+}  // namespace
+
+int loop_cpu() {
+    static const int cpu = nth_allowed_cpu(0);
+    return cpu;
+}
+
+int other_cpu() {
+    static const int cpu = nth_allowed_cpu(1);
+    return cpu;
+}
+
+void pin_this_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); rc != 0) {
+        throw std::system_error(rc, std::generic_category(), "pthread_setaffinity_np");
+    }
+}
+
+Latency summarize(std::vector<double>& samples) {
+    Latency out;
+    out.samples = samples.size();
+    out.p50_us = quantile(samples, 0.5);
+    out.p99_us = quantile(samples, 0.99);
+    out.max_us = samples.empty() ? 0 : samples.back();  // sorted by quantile()
+    return out;
+}
+
+}  // namespace quiesce::bench
