@@ -1,7 +1,8 @@
 // Event groups: reference counting, posting, closing, and the public Group
 // members. The run side (turns, going idle, close handling) is in loop.cpp.
 //
-// Threading: see group_core.hpp. Labels [S1]-[S3] are in scheduler/README.md.
+// Threading: see group_core.hpp. Labels [S1]-[S3], [C1]-[C3] and [RC1] are
+// in scheduler/README.md.
 #include <cstdint>
 #include <memory>
 #include <utility>

@@ -1,8 +1,8 @@
 // The loop thread: set-up, the main loop, group turns, going idle and sleeping.
 // Work stealing and balancing are in balance.cpp.
 //
-// Threading: see loop.hpp. Labels [S1]-[S3], [W1]-[W2] and [L1] are in
-// scheduler/README.md.
+// Threading: see loop.hpp. Labels [S1]-[S3], [C1]-[C3], [W1]-[W4] and [L1]
+// are in scheduler/README.md.
 #include "loop.hpp"
 
 #include <pthread.h>
@@ -138,7 +138,10 @@ void Loop::wake() noexcept {
 void Loop::run() {
     for (;;) {
         // relaxed: a hint; serve_steal() claims it with an exchange
-        if (steal_to_.load(std::memory_order_relaxed) >= 0) serve_steal();
+        if (steal_to_.load(std::memory_order_relaxed) >= 0) {
+            serve_steal();
+            turn_end_fresh_ = false;  // it may have woken the thief: no group's time
+        }
         if (RunLink* link = inbox_.pop(); link != nullptr) {
             ready_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a load estimate
             run_turn(group_of(link));
@@ -175,6 +178,7 @@ void Loop::run_turn(GroupCore* group) {
     bool preempted = run_events(group);
     turn_end_cpu_ = clock_->cpu_now_ns();
     turn_end_fresh_ = true;
+    clock_->end_slice();  // nothing between turns reads the clock (start_slice_at())
     std::uint64_t used = turn_end_cpu_ - start;
     current_.store(nullptr, std::memory_order_relaxed);  // relaxed: see running()
     group->cpu_ns.store(group->cpu_ns.load(std::memory_order_relaxed) + used,
@@ -235,7 +239,9 @@ bool Loop::run_events(GroupCore* group) {
 
 void Loop::fail_group(GroupCore* group, const char* what) noexcept {
     logger().error("group \"{}\" (#{}) closed: an event threw: {}", group->name, group->id, what);
-    group->closed.store(true, std::memory_order_release);  // [C1]
+    // release: this loop holds the token, and run_turn() re-reads `closed`
+    // on this thread right after; posters' acquire loads ([C2]) see it.
+    group->closed.store(true, std::memory_order_release);
 }
 
 void Loop::requeue(GroupCore* group) noexcept {

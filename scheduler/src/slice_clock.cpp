@@ -192,6 +192,12 @@ void SliceClock::start_slice_at(std::chrono::nanoseconds slice, std::uint64_t no
     detail::tls_slice.deadline = tick_position() + ticks_until(threshold_) * tick_unit_;
 }
 
+void SliceClock::end_slice() noexcept {
+    never_ = true;
+    expired_ = false;
+    detail::tls_slice.deadline = UINT64_MAX;
+}
+
 bool SliceClock::expired() noexcept {
     if (expired_) return true;
     if (never_) {

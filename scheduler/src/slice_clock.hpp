@@ -102,8 +102,15 @@ public:
     /// reading, so CPU time used since it counts against the slice.
     void start_slice_at(std::chrono::nanoseconds slice, std::uint64_t now) noexcept;
 
+    /// Ends the current slice: need_resched() is false (and reads no clock)
+    /// until the next start_slice() or start_slice_at(). The loop calls it
+    /// at the end of every turn, so code running between turns (destructors
+    /// of dropped events and groups) cannot move the clock's readings.
+    void end_slice() noexcept;
+
     /// need_resched()'s slow path: is the current slice over? Once true,
-    /// stays true until the next start_slice(). Otherwise moves the
+    /// stays true until the next start_slice(), start_slice_at() or
+    /// end_slice(). Otherwise moves the
     /// deadline to the next tick at which it could be.
     /// Cost: perf 32 ns; wall one CLOCK_THREAD_CPUTIME_ID read (0.6-1.4 µs).
     [[nodiscard]] bool expired() noexcept;

@@ -162,6 +162,22 @@ TEST_CASE("start_slice() starts a fresh slice", "[scheduler][unit]") {
     CHECK(spin_until_resched());
 }
 
+TEST_CASE("end_slice() turns need_resched() off until the next slice", "[scheduler][unit]") {
+    SliceMode mode = mode_under_test();
+    if (skip(mode)) return;
+    SliceClock clock(2ms, mode);
+    REQUIRE(cpu_to_expiry(clock, 2ms) != UINT64_MAX);
+    REQUIRE(need_resched());
+    clock.end_slice();
+    CHECK_FALSE(need_resched());
+    const std::uint64_t reading = clock.cpu_now_ns();
+    CHECK_FALSE(spin_until_resched(20ms));  // ~10 slices of CPU: still off
+    CHECK(clock.cpu_now_ns() > reading);
+    clock.start_slice();
+    CHECK_FALSE(need_resched());
+    CHECK(spin_until_resched());
+}
+
 TEST_CASE("start_slice_at() counts the slice from the reading it is given", "[scheduler][unit]") {
     SliceMode mode = mode_under_test();
     if (skip(mode)) return;

@@ -58,9 +58,14 @@ struct GroupOptions {
 };
 
 /// Counters, read with relaxed loads: a snapshot, not a consistent cut.
+/// `cpu_ns` sums the thread CPU time of the group's turns. Back-to-back turns
+/// on a loop are charged over contiguous stretches (one clock read per turn),
+/// so a turn's charge also holds the loop's bookkeeping just before it (tens
+/// of ns: the inbox pop, the quiescent state); RCU callbacks, timers, close
+/// handlers and sleeps between turns are charged to no group.
 struct GroupStats {
     std::uint64_t events = 0;      ///< events run to completion (kDone)
-    std::uint64_t cpu_ns = 0;      ///< thread CPU time used by its events
+    std::uint64_t cpu_ns = 0;      ///< thread CPU time of its turns (see above)
     std::uint64_t preempted = 0;   ///< turns ended by need_resched() or kAgain
     std::uint64_t migrations = 0;  ///< times it moved to another loop
     int loop = -1;                 ///< the loop it last ran on (or will)

@@ -69,7 +69,7 @@ struct LoopStats {
     std::uint64_t wakeups = 0;      ///< futex wake-ups other threads sent it
     std::uint64_t stolen = 0;       ///< groups it took from other loops
     std::uint64_t given = 0;        ///< groups it handed to other loops
-    std::uint64_t busy_cpu_ns = 0;  ///< thread CPU time spent in groups
+    std::uint64_t busy_cpu_ns = 0;  ///< thread CPU time of group turns (see GroupStats)
 };
 
 struct SchedulerStats {
