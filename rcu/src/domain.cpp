@@ -149,7 +149,9 @@ DomainStats Domain::stats() const {
     stats.grace_periods = impl_->stat_gps_.load(std::memory_order_relaxed);
     stats.expedited = impl_->stat_expedited_.load(std::memory_order_relaxed);
     stats.callbacks_invoked = impl_->stat_worker_invoked_.load(std::memory_order_relaxed);
-    stats.stall_warnings = impl_->stat_stalls_.load(std::memory_order_relaxed);
+    // [ST2] acquire, pairs with [ST1] in warn_stall(): a counted warning has
+    // been logged.
+    stats.stall_warnings = impl_->stat_stalls_.load(std::memory_order_acquire);
     std::lock_guard lock(impl_->registry_mutex_);
     stats.qsbr_readers = impl_->qsbr_.size();
     stats.preemptible_readers = impl_->preemptible_.size();

@@ -46,7 +46,6 @@ void DomainImpl::stall_check() noexcept {
 }
 
 void DomainImpl::warn_stall(Clock::duration age) noexcept {
-    stat_stalls_.fetch_add(1, std::memory_order_relaxed);  // relaxed: counter
     std::vector<StallInfo> holdouts;
     try {
         const std::int64_t now = now_ns();
@@ -90,6 +89,10 @@ void DomainImpl::warn_stall(Clock::duration age) noexcept {
         // Out of memory or a throwing hook: the warning is lost, the grace
         // period is not.
     }
+    // Counted once the warning is out (hook run, line logged): [ST1] release,
+    // pairs with the acquire load in Domain::stats(), so whoever sees the
+    // count also sees what the hook and the log sink wrote.
+    stat_stalls_.fetch_add(1, std::memory_order_release);
 }
 
 }  // namespace quiesce::rcu::detail
