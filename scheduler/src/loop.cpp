@@ -78,6 +78,7 @@ void Loop::thread_main(std::promise<void>& ready) noexcept {
     std::optional<rcu::QsbrReader> reader;
     try {
         tls_loop = this;
+        // release, pairs with the acquire in tid() (stall hook, stats).
         tid_.store(static_cast<int>(gettid()), std::memory_order_release);
         std::string name = options.name;
         name += '/';

@@ -57,7 +57,9 @@ public:
 
     [[nodiscard]] TimerHeap& timers() noexcept { return timers_; }
     [[nodiscard]] unsigned index() const noexcept { return index_; }
-    [[nodiscard]] int tid() const noexcept { return tid_.load(std::memory_order_acquire); }
+    [[nodiscard]] int tid() const noexcept {
+        return tid_.load(std::memory_order_acquire);  // pairs with the store in thread_main()
+    }
     [[nodiscard]] LoopStats stats() const noexcept;
     /// Approximate number of groups waiting in the inbox.
     [[nodiscard]] std::int64_t ready() const noexcept {

@@ -63,7 +63,9 @@ std::size_t TimerHeap::fire_due(std::int64_t now_ns) {
                                               : timer->group.post([timer] { timer->run(); });
         ++fired;
         if (!posted) {
-            timer->active.store(false, std::memory_order_release);  // its group closed
+            // [T1] release, pairs with the acquire loads in active() and
+            // run(): its group closed, so the timer is over.
+            timer->active.store(false, std::memory_order_release);
             continue;
         }
         if (timer->period_ns != 0) {
@@ -72,7 +74,8 @@ std::size_t TimerHeap::fire_due(std::int64_t now_ns) {
             std::int64_t next = timer->deadline_ns + timer->period_ns;
             if (next <= now_ns) next = now_ns + timer->period_ns;
             std::lock_guard lock(mutex_);
-            if (timer->active.load(std::memory_order_acquire)) {  // cancel() may have run
+            // [T1] acquire, pairs with cancel()'s exchange (which may have run)
+            if (timer->active.load(std::memory_order_acquire)) {
                 timer->deadline_ns = next;
                 push_locked(std::move(timer));
             }
@@ -88,7 +91,7 @@ void TimerHeap::clear() noexcept {
         dropped.swap(heap_);
         for (auto& timer : dropped) {
             timer->index = TimerState::kNotQueued;
-            timer->active.store(false, std::memory_order_release);
+            timer->active.store(false, std::memory_order_release);  // [T1], as in fire_due()
         }
         publish_next();
     }

@@ -157,7 +157,8 @@ TEST_CASE("closing a fiber's group unwinds its stack, then runs the close handle
         },
         {.on_close = [&] { log.add("closed"); }});
     REQUIRE(wait_until([&] { return parked.load(); }));
-    std::this_thread::sleep_for(5ms);
+    // The fiber's resume event has returned: it is suspended in park().
+    REQUIRE(wait_until([&] { return group.stats().events >= 1; }));
     group.close();
     REQUIRE(wait_until([&] { return log.get().size() == 2; }));
     CHECK(log.get() == std::vector<std::string>{"unwound", "closed"});

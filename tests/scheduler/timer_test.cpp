@@ -46,8 +46,12 @@ TEST_CASE("every() repeats until cancelled; cancel() is final", "[scheduler][uni
     REQUIRE(wait_until([&] { return runs.load() >= 5; }));
     CHECK(timer.cancel());
     CHECK_FALSE(timer.cancel());
-    // A run already posted may still complete; afterwards nothing more runs.
-    std::this_thread::sleep_for(10ms);
+    // A run already under way may still complete: a marker posted now runs
+    // after it (the group's events run in order). A run that starts later
+    // sees the cancel and does nothing.
+    std::atomic<bool> flushed{false};
+    REQUIRE(group.post([&] { flushed.store(true); }));
+    REQUIRE(wait_until([&] { return flushed.load(); }));
     int after_cancel = runs.load();
     std::this_thread::sleep_for(30ms);
     CHECK(runs.load() == after_cancel);

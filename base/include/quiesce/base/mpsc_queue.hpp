@@ -55,7 +55,9 @@ public:
         }
         // `head` is the last linked node. Re-insert the sentinel behind it so
         // that `head` can be handed out with its link no longer in use.
-        if (head != tail_.load(std::memory_order_acquire)) return nullptr;  // a push in progress
+        // acquire, pairs with a producer's [MQ1] exchange: a tail other than
+        // `head` means a push is in progress; it links itself in at [MQ2].
+        if (head != tail_.load(std::memory_order_acquire)) return nullptr;
         push(&sentinel_);
         next = link(head).load(std::memory_order_acquire);  // [MQ3]
         if (next == nullptr) return nullptr;  // another push won the race; next pop gets it
