@@ -177,9 +177,10 @@ TEST_CASE("close() runs the close handler once and drops the queued events", "[s
     std::atomic<int> closes{0};
     std::atomic<bool> closed_on_loop{false};
     sched::Group group = scheduler.make_group({.name = "closing", .on_close = [&] {
-                                                   closes.fetch_add(1);
+                                                   // before the count the test waits for
                                                    closed_on_loop =
                                                        sched::Scheduler::current_loop() >= 0;
+                                                   closes.fetch_add(1);
                                                }});
     Gate gate;
     std::atomic<int> ran{0};
