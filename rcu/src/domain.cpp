@@ -6,6 +6,9 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
+#include <quiesce/base/misuse.hpp>
 #include <quiesce/rcu/qsbr.hpp>
 
 #include "domain_impl.hpp"
@@ -49,12 +52,11 @@ DomainImpl::DomainImpl(Domain& owner, DomainOptions options)
       id_(next_domain_id.fetch_add(1, std::memory_order_relaxed)),  // relaxed: unique ids only
       fork_generation_(current_fork_generation()) {
     hot_.fences = mode_ == ReadMode::kFences;  // before any reader can see the domain
-    // Said once at info for the default domain (what a server uses), at debug
-    // for the others (tests make hundreds).
-    logger().log(options_.name == "default" ? spdlog::level::info : spdlog::level::debug,
-                 "domain '{}': preemptible readers use {}", options_.name,
-                 mode_ == ReadMode::kMembarrier ? "membarrier (compiler barrier on the read side)"
-                                                : "full fences on the read side");
+    // Quiet when the preferred path works; membarrier.cpp warns once when the
+    // kernel refuses it. A domain told not to use it (tests) says so at debug.
+    logger().debug("domain '{}': preemptible readers use {}", options_.name,
+                   mode_ == ReadMode::kMembarrier ? "membarrier (compiler barrier on the read side)"
+                                                  : "full fences on the read side");
 }
 
 DomainImpl::~DomainImpl() = default;
@@ -63,6 +65,26 @@ void DomainImpl::check_not_forked() const {
     QUIESCE_CHECK(fork_generation_ == fork_generation.load(std::memory_order_relaxed),
                   "an rcu::Domain created before fork() was used in the child; create domains "
                   "after fork(), or exec()");
+}
+
+void DomainImpl::check_may_wait(const char* what) const {
+    // Both checks are a thread-local load or a walk of this thread's (one or
+    // two) registrations: cheap next to a grace period, so on in every build.
+    if (QsbrReader* self = current_qsbr_reader(owner_); self != nullptr && self->is_online()) {
+        base::misuse(fmt::format(
+            "rcu::Domain::{} called on {}, an online QSBR reader ('{}') of domain '{}': it would "
+            "wait for its own quiescent state forever. Take the thread offline around the call "
+            "(rcu::OfflineScope), or do not wait: Domain::call()/retire() (a fiber: "
+            "sched::this_fiber::rcu_wait())",
+            what, base::this_thread_description(), self->name(), options_.name));
+    }
+    if (in_read_section(owner_)) {
+        base::misuse(fmt::format(
+            "rcu::Domain::{} called inside a read section (ReadLock or read_lock()) of domain "
+            "'{}' on {}: it would wait for that section to end forever. End the section first, "
+            "or use Domain::call()/retire()",
+            what, options_.name, base::this_thread_description()));
+    }
 }
 
 }  // namespace detail
@@ -127,10 +149,6 @@ void Domain::call(Head* head, Callback fn) {
 }
 
 void Domain::barrier() {
-    QsbrReader* self = current_qsbr_reader(*this);
-    QUIESCE_ASSERT(self == nullptr || !self->is_online(),
-                   "barrier() on an online QSBR reader would wait for itself");
-    (void)self;
     impl_->barrier();
 }
 
@@ -152,6 +170,7 @@ DomainStats Domain::stats() const {
     // [ST2] acquire, pairs with [ST1] in warn_stall(): a counted warning has
     // been logged.
     stats.stall_warnings = impl_->stat_stalls_.load(std::memory_order_acquire);
+    stats.callback_warnings = impl_->stat_callback_warnings_.load(std::memory_order_relaxed);
     std::lock_guard lock(impl_->registry_mutex_);
     stats.qsbr_readers = impl_->qsbr_.size();
     stats.preemptible_readers = impl_->preemptible_.size();

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <quiesce/base/assert.hpp>
 #include <quiesce/rcu/domain.hpp>
 #include <quiesce/rcu/qsbr.hpp>
 #include <quiesce/rcu/read_lock.hpp>
@@ -45,6 +46,11 @@ struct QsbrState {
 
     SegList callbacks;            // owner only
     std::uint64_t requested = 0;  // owner only: newest cookie asked for
+    // Owner only: call()s since the last process_callbacks(), when the 64th
+    // of them came (coarse clock), and when to warn next about them.
+    std::uint64_t calls_since_process = 0;
+    std::int64_t unprocessed_since_ns = 0;
+    std::int64_t unprocessed_warn_ns = 0;
 
     std::mutex cb_mutex;                         // guards the three fields below
     bool cb_offline = false;                     // own callbacks go to the worker
@@ -102,7 +108,13 @@ public:
 
     // --- misc ---
     void check_not_forked() const;
+    /// Aborts with a message when the calling thread may not wait for a grace
+    /// period here (an online QSBR reader or inside a read section of it).
+    void check_may_wait(const char* what) const;
     void warn_stall(Clock::duration age) noexcept;
+    /// barrier() has waited `waited` for the QSBR readers still holding a
+    /// barrier head: name them.
+    void warn_barrier(Clock::duration waited) noexcept;
 
     Domain& owner_;
     DomainHot& hot_;
@@ -153,6 +165,7 @@ public:
     std::atomic<std::uint64_t> stat_expedited_{0};
     std::atomic<std::uint64_t> stat_worker_invoked_{0};
     std::atomic<std::uint64_t> stat_stalls_{0};
+    std::atomic<std::uint64_t> stat_callback_warnings_{0};
 
 private:
     // grace_period.cpp

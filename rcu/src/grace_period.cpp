@@ -51,12 +51,7 @@ std::uint64_t DomainImpl::completed_seq() const noexcept {
 
 void DomainImpl::synchronize(bool expedited) {
     check_not_forked();
-    QUIESCE_ASSERT(!in_read_section(owner_),
-                   "synchronize() inside a ReadLock would wait for itself");
-    QsbrReader* self = current_qsbr_reader(owner_);
-    QUIESCE_ASSERT(self == nullptr || !self->is_online(),
-                   "synchronize() on an online QSBR reader would wait for itself");
-    (void)self;
+    check_may_wait(expedited ? "synchronize_expedited()" : "synchronize()");
     if (expedited) stat_expedited_.fetch_add(1, std::memory_order_relaxed);  // relaxed: counter
     drive_until(snapshot().value(), expedited);
 }

@@ -16,12 +16,17 @@ namespace {
 bool register_once() noexcept {
     long query = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
     if (query < 0 || (query & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) {
-        logger().info("membarrier(PRIVATE_EXPEDITED) unavailable (errno {}): readers use fences",
-                      query < 0 ? errno : 0);
+        logger().warn(
+            "membarrier(PRIVATE_EXPEDITED) unavailable (errno {}): rcu::ReadLock readers use full "
+            "fences (slower reads); Domain::read_mode() says kFences",
+            query < 0 ? errno : 0);
         return false;
     }
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0) {
-        logger().info("membarrier registration refused (errno {}): readers use fences", errno);
+        logger().warn(
+            "membarrier registration refused (errno {}): rcu::ReadLock readers use full fences "
+            "(slower reads); Domain::read_mode() says kFences",
+            errno);
         return false;
     }
     return true;

@@ -7,7 +7,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include <fmt/format.h>
+
+#include <quiesce/base/misuse.hpp>
+
 #include "domain_impl.hpp"
+#include "log.hpp"
 
 namespace quiesce::rcu {
 namespace {
@@ -26,6 +33,16 @@ std::int64_t now_ns() noexcept {
         .count();
 }
 
+// 3.5 ns here, 4 ms resolution: enough to age unprocessed callbacks.
+std::int64_t coarse_now_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Unprocessed-callback checks run every this many call()s.
+constexpr std::uint64_t kUnprocessedCheckEvery = 64;
+
 }  // namespace
 
 QsbrReader::QsbrReader(Domain& domain, std::string name)
@@ -43,20 +60,41 @@ QsbrReader::QsbrReader(Domain& domain, std::string name)
 }
 
 QsbrReader::~QsbrReader() {
+    bool found = false;
     for (ThreadQsbr** link = &tls_qsbr; *link != nullptr; link = &(*link)->next) {
         if ((*link)->reader == this) {
             ThreadQsbr* dead = *link;
             *link = dead->next;
             delete dead;
+            found = true;
             break;
         }
+    }
+    if (!found) {
+        base::misuse(fmt::format(
+            "rcu::QsbrReader '{}' (tid {}) destroyed on {}: a QSBR reader belongs to the thread "
+            "that made it and must end there",
+            state_->name, state_->tid, base::this_thread_description()));
     }
     if (online_) offline();
     domain_->impl().unregister_qsbr(*state_);
 }
 
 void QsbrReader::report(std::uint64_t target) noexcept {
-    QUIESCE_ASSERT(online_, "quiescent_state() on an offline QSBR reader");
+    // Slow path (once per grace period, or a read section): checked in every build.
+    if (!online_) {
+        base::misuse(fmt::format("QsbrReader::quiescent_state() on the offline QSBR reader '{}' "
+                                 "on {}: call online() first",
+                                 state_->name, base::this_thread_description()));
+    }
+    if (rcu::in_read_section(*domain_)) {
+        base::misuse(fmt::format(
+            "QsbrReader::quiescent_state() inside an rcu::ReadLock (or read_lock()) of domain "
+            "'{}' on {} (QSBR reader '{}'): a quiescent state says the thread holds no RCU "
+            "reference. End the read section first",
+            domain_->name(), base::this_thread_description(), state_->name));
+    }
+    if (target == seen_) return;  // a section of another domain sent us here: not ours
     seen_ = target;
     state_->last_qs_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: stall info only
     // [Q2] seq_cst, pairs with [G3]; release for the reads that ended here.
@@ -67,7 +105,10 @@ void QsbrReader::report(std::uint64_t target) noexcept {
 }
 
 void QsbrReader::offline() noexcept {
-    QUIESCE_ASSERT(online_, "offline() on an offline QSBR reader");
+    if (!online_) {
+        base::misuse(fmt::format("QsbrReader::offline() on the offline QSBR reader '{}' on {}",
+                                 state_->name, base::this_thread_description()));
+    }
     online_ = false;
     {
         // Own callbacks (and any pending barrier head, after them) go to the
@@ -89,7 +130,10 @@ void QsbrReader::offline() noexcept {
 }
 
 void QsbrReader::online() noexcept {
-    QUIESCE_ASSERT(!online_, "online() on an online QSBR reader");
+    if (online_) {
+        base::misuse(fmt::format("QsbrReader::online() on the online QSBR reader '{}' on {}",
+                                 state_->name, base::this_thread_description()));
+    }
     {
         std::lock_guard lock(state_->cb_mutex);
         state_->cb_offline = false;
@@ -110,10 +154,41 @@ void QsbrReader::call(Head* head, Callback fn) noexcept {
     }
     head->func = fn;
     state_->callbacks.enqueue(head);
+    if (__builtin_expect(++state_->calls_since_process % kUnprocessedCheckEvery == 0, 0))
+        check_unprocessed();
+}
+
+void QsbrReader::check_unprocessed() noexcept {
+    detail::QsbrState& state = *state_;
+    const std::int64_t now = coarse_now_ns();
+    if (state.calls_since_process == kUnprocessedCheckEvery) {
+        state.unprocessed_since_ns = now;
+        state.unprocessed_warn_ns = 0;
+        return;
+    }
+    const auto timeout = std::chrono::nanoseconds(domain_->impl().options_.stall_timeout).count();
+    if (timeout <= 0) return;
+    if (state.unprocessed_warn_ns == 0) state.unprocessed_warn_ns = state.unprocessed_since_ns + timeout;
+    if (now < state.unprocessed_warn_ns) return;
+    const auto age = now - state.unprocessed_since_ns;
+    state.unprocessed_warn_ns = state.unprocessed_since_ns + 2 * age;  // back off: 1x, 2x, 4x ...
+    detail::logger().warn(
+        "domain '{}': QSBR reader '{}' (tid {}) has queued {} callbacks over {:.0f} ms without "
+        "calling process_callbacks(): they never run, and barrier() would wait for them. Call "
+        "process_callbacks(budget) regularly (after each quiescent_state())",
+        domain_->name(), state.name, state.tid, state.calls_since_process,
+        static_cast<double>(age) / 1e6);
+    // relaxed: a counter.
+    domain_->impl().stat_callback_warnings_.fetch_add(1, std::memory_order_relaxed);
+}
+
+const std::string& QsbrReader::name() const noexcept {
+    return state_->name;
 }
 
 std::size_t QsbrReader::process_callbacks(std::size_t budget) noexcept {
     detail::QsbrState& state = *state_;
+    state.calls_since_process = 0;
     // acquire: pairs with the release in DomainImpl::barrier(); the head it
     // stored under cb_mutex is read under cb_mutex below anyway.
     if (__builtin_expect(state.barrier_requested.load(std::memory_order_acquire), 0)) {

@@ -1,5 +1,6 @@
-// Preemptible readers: registration on first ReadLock, unregistration at
-// thread exit, and the unlock-side wake of a sleeping driver.
+// Preemptible readers: registration on first read section (or explicitly),
+// unregistration at thread exit (or explicitly), the unlock-side wake of a
+// sleeping driver, and the misuse reports of the inline read side.
 //
 // Threading: a thread's records are created and destroyed by that thread,
 // under registry_mutex() (global) so that a domain being destroyed can orphan
@@ -14,9 +15,12 @@
 #include <vector>
 
 #include <quiesce/base/futex.hpp>
+#include <quiesce/base/misuse.hpp>
 #include "domain_impl.hpp"
 
 namespace quiesce::rcu::detail {
+
+constinit thread_local PreemptibleReader tls_default_reader{};
 
 using base::futex_wait;
 using base::futex_wake_all;
@@ -44,7 +48,10 @@ void unregister_thread(void* arg) noexcept {
     {
         std::lock_guard lock(registry_mutex());
         for (PreemptibleRecord* record : records->records) {
-            QUIESCE_ASSERT(!record->reader->in_section(), "thread exited inside a ReadLock");
+            if (record->reader->in_section()) {
+                base::misuse("thread exited inside an rcu read section (a read_lock() without "
+                             "its read_unlock()) on " + base::this_thread_description());
+            }
             if (record->domain != nullptr) record->domain->remove_preemptible(*record);
             delete record;
         }
@@ -73,7 +80,7 @@ ThreadRecords& thread_records() {
     return *tls_records;
 }
 
-PreemptibleRecord* find_record(const DomainImpl& impl) {
+PreemptibleRecord* find_record(const DomainImpl& impl) noexcept {
     if (tls_records == nullptr) return nullptr;
     for (PreemptibleRecord* record : tls_records->records) {
         if (record->domain_id == impl.id_) return record;
@@ -126,6 +133,29 @@ PreemptibleReader* reader_for(Domain& domain) {
     return record->reader;
 }
 
+// A registration of this thread, without registering: for unlocks and
+// queries. Null when the thread has none with `domain`.
+PreemptibleReader* registered_reader(Domain& domain) noexcept {
+    if (&domain.hot() == &default_hot)
+        return tls_default_reader.hot != nullptr ? &tls_default_reader : nullptr;
+    DomainImpl& impl = domain.impl();
+    if (tls_cache.domain_id == impl.id_) return tls_cache.reader;
+    PreemptibleRecord* record = find_record(impl);
+    return record != nullptr ? record->reader : nullptr;
+}
+
+void PreemptibleReader::nesting_overflow() noexcept {
+    base::misuse("rcu read sections nested 2^32 - 1 deep on " + base::this_thread_description() +
+                 ": a read_lock() without its read_unlock() in a loop?");
+}
+
+void PreemptibleReader::unmatched_unlock() noexcept {
+    base::misuse("unmatched rcu::read_unlock() (or a ReadLock ended twice) on " +
+                 base::this_thread_description() +
+                 ": this thread is not inside a read section. A section must end on the thread "
+                 "that began it: never hold one across a fiber's suspension point");
+}
+
 void PreemptibleReader::wake_driver(DomainHot& domain) noexcept {
     // Only the driver sets -1, and only while it sleeps for old-phase readers;
     // several readers may get here, the extra wakes are harmless.
@@ -152,6 +182,47 @@ bool in_read_section(Domain& domain) noexcept {
     if (&domain.hot() == &detail::default_hot) return detail::tls_default_reader.in_section();
     detail::PreemptibleRecord* record = detail::find_record(domain.impl());
     return record != nullptr && record->reader->in_section();
+}
+
+bool in_any_read_section() noexcept {
+    if (detail::tls_default_reader.in_section()) return true;
+    if (detail::tls_records == nullptr) return false;
+    for (const detail::PreemptibleRecord* record : detail::tls_records->records) {
+        if (record->reader->in_section()) return true;
+    }
+    return false;
+}
+
+void read_lock(Domain& domain) {
+    detail::reader_for(domain)->lock(domain.hot());
+}
+
+void read_unlock(Domain& domain) noexcept {
+    detail::PreemptibleReader* reader = detail::registered_reader(domain);
+    if (reader == nullptr) detail::PreemptibleReader::unmatched_unlock();
+    reader->unlock(domain.hot());
+}
+
+void register_reader_thread(Domain& domain) {
+    (void)detail::reader_for(domain);
+}
+
+void unregister_reader_thread(Domain& domain) {
+    detail::PreemptibleRecord* record = detail::find_record(domain.impl());
+    if (record == nullptr) return;
+    if (record->reader->in_section()) {
+        base::misuse("rcu::unregister_reader_thread() inside a read section of domain '" +
+                     domain.name() + "' on " + base::this_thread_description() +
+                     ": end the section first");
+    }
+    {
+        std::lock_guard lock(detail::registry_mutex());
+        if (record->domain != nullptr) record->domain->remove_preemptible(*record);
+        std::erase(detail::tls_records->records, record);
+    }
+    if (record->reader == &detail::tls_default_reader) detail::tls_default_reader.hot = nullptr;
+    if (detail::tls_cache.reader == record->reader) detail::tls_cache = {0, nullptr};
+    delete record;
 }
 
 }  // namespace quiesce::rcu

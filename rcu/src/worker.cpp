@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <system_error>
 
+#include <fmt/format.h>
+
 #include <quiesce/base/futex.hpp>
 #include "domain_impl.hpp"
 #include "log.hpp"
@@ -105,7 +107,7 @@ void DomainImpl::worker_main() {
 
 void DomainImpl::barrier() {
     check_not_forked();
-    QUIESCE_ASSERT(!in_read_section(owner_), "barrier() inside a ReadLock would wait for itself");
+    check_may_wait("barrier()");
     std::lock_guard serial(barrier_mutex_);
     BarrierContext context;
     std::vector<BarrierHead> heads;
@@ -134,7 +136,47 @@ void DomainImpl::barrier() {
     }
     // Drop our bias; unless that finished it, sleep until the last head runs.
     if (context.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) return;
-    while (context.done.load(std::memory_order_acquire) == 0) futex_wait(context.done, 0);
+    // A QSBR reader that never calls process_callbacks() would make this wait
+    // forever in silence: after stall_timeout (then 2x, 4x ...) say whom we
+    // wait for.
+    const auto started = Clock::now();
+    std::chrono::nanoseconds next_warning = options_.stall_timeout;
+    while (context.done.load(std::memory_order_acquire) == 0) {
+        if (next_warning.count() <= 0) {
+            futex_wait(context.done, 0);
+            continue;
+        }
+        const auto waited = Clock::now() - started;
+        if (waited >= next_warning) {
+            warn_barrier(waited);
+            next_warning *= 2;
+            continue;
+        }
+        futex_wait(context.done, 0, next_warning - waited);
+    }
+}
+
+void DomainImpl::warn_barrier(Clock::duration waited) noexcept {
+    try {
+        std::string readers;
+        {
+            std::lock_guard lock(registry_mutex_);
+            for (QsbrState* state : qsbr_) {
+                std::lock_guard cb_lock(state->cb_mutex);
+                if (state->barrier_head == nullptr) continue;  // answered, or offline
+                readers += fmt::format("\n  QSBR reader '{}' (tid {}) has not called "
+                                       "process_callbacks() since barrier() began",
+                                       state->name, state->tid);
+            }
+        }
+        if (readers.empty()) readers = " callbacks still running or waiting for a grace period";
+        logger().warn("domain '{}': barrier() has waited {:.0f} ms; waiting for:{}", options_.name,
+                      std::chrono::duration<double, std::milli>(waited).count(), readers);
+    } catch (...) {
+        // Out of memory: the warning is lost, not the barrier.
+    }
+    // relaxed: a counter.
+    stat_callback_warnings_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void DomainImpl::shutdown() {

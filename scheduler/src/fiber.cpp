@@ -5,6 +5,7 @@
 // event, so it is exclusive with the group's other events; a suspension ends
 // that event (kAgain after yield(), kDone when it waits for a wake-up).
 #include <quiesce/base/assert.hpp>
+#include <quiesce/base/misuse.hpp>
 #include <quiesce/rcu/domain.hpp>
 #include <quiesce/rcu/read_lock.hpp>
 #include <quiesce/scheduler/fiber.hpp>
@@ -43,14 +44,21 @@ FiberState& require_fiber(const char* what) {
 }
 
 /// Every suspension point: a quiescent state of the loop, and a possible
-/// migration, so no read section may be open.
+/// migration, so no read section may be open. The ReadLock check is on in
+/// every build (a thread-local load): a section carried to another thread
+/// would unlock that thread's counter and leave this one's held for ever.
 void suspend(FiberState& state) {
     QUIESCE_ASSERT(state.read_sections == 0,
                    "a fiber suspended inside a sched::ReadSection (RCU reference held across a "
                    "quiescent state)");
-    QUIESCE_ASSERT(!rcu::in_read_section(rcu::Domain::default_domain()),
-                   "a fiber suspended inside an rcu::ReadLock (it would end on another thread)");
-    (void)state;
+    if (__builtin_expect(rcu::in_any_read_section(), 0)) {
+        base::misuse("fiber \"" + state.group.name +
+                     "\" reached a suspension point (yield, sleep_for, park, rcu_wait or a wait "
+                     "for I/O) inside an rcu::ReadLock (or read_lock()): the fiber may resume on "
+                     "another thread, where the section cannot end. End the section before "
+                     "suspending; a fiber reads RCU data between suspension points without any "
+                     "lock (its loop is a QSBR reader)");
+    }
     FiberContext::suspend();
 }
 

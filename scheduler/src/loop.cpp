@@ -18,7 +18,9 @@
 
 #include <quiesce/base/assert.hpp>
 #include <quiesce/base/futex.hpp>
+#include <quiesce/base/misuse.hpp>
 #include <quiesce/rcu/qsbr.hpp>
+#include <quiesce/rcu/read_lock.hpp>
 
 #include "fiber_state.hpp"
 #include "log.hpp"
@@ -177,6 +179,9 @@ void Loop::run_turn(GroupCore* group) {
         start = clock_->start_slice(slice_ * group->weight);
     }
     bool preempted = run_events(group);
+    // An event that returned inside a read section (read_lock() without its
+    // read_unlock()) would hold up every grace period from here on.
+    if (__builtin_expect(rcu::in_any_read_section(), 0)) report_open_read_section(group);
     turn_end_cpu_ = clock_->cpu_now_ns();
     turn_end_fresh_ = true;
     clock_->end_slice();  // nothing between turns reads the clock (start_slice_at())
@@ -236,6 +241,14 @@ bool Loop::run_events(GroupCore* group) {
                         std::memory_order_relaxed);
     events_.store(events_.load(std::memory_order_relaxed) + ran, std::memory_order_relaxed);
     return more;
+}
+
+void Loop::report_open_read_section(const GroupCore* group) noexcept {
+    base::misuse("an event of group \"" + group->name + "\" (#" + std::to_string(group->id) +
+                 ") returned inside an rcu read section (a read_lock() without its "
+                 "read_unlock()) on loop " + std::to_string(index_) +
+                 ": the loop would hold up every grace period. End read sections before "
+                 "returning; loop code reads RCU data with no lock at all");
 }
 
 void Loop::fail_group(GroupCore* group, const char* what) noexcept {

@@ -91,6 +91,7 @@ private:
     bool run_events(GroupCore* group);
     void finish_turn(GroupCore* group, bool more, bool open) noexcept;
     void finish_close(GroupCore* group) noexcept;
+    [[noreturn, gnu::cold]] void report_open_read_section(const GroupCore* group) noexcept;
     void fail_group(GroupCore* group, const char* what) noexcept;
     void requeue(GroupCore* group) noexcept;
     void between_turns();

@@ -27,6 +27,8 @@ constexpr std::uint64_t kSampleBytes = sizeof(perf_event_header) + 16;  // heade
 
 namespace detail {
 
+constinit thread_local SliceTls tls_slice{&kNoTicks, UINT64_MAX};
+
 bool need_resched_slow() noexcept {
     SliceClock* clock = tls_clock;
     return clock != nullptr && clock->expired();

@@ -2,6 +2,7 @@
 // barrier(), and that every callback runs exactly once, also at shutdown.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <thread>
 #include <vector>
 
@@ -215,4 +216,50 @@ TEST_CASE("Domain::call on an online QSBR thread keeps the callback on that thre
     domain.barrier();
     CHECK(runs.load() == 2);
     self.online();
+}
+
+namespace {
+struct CNode {
+    int key;
+    quiesce::rcu::Head rcu;
+    int* freed;
+};
+std::atomic<int> deferred_sum{0};
+void add_deferred(void* arg) noexcept {
+    deferred_sum.fetch_add(*static_cast<int*>(arg));
+}
+}  // namespace
+
+TEST_CASE("a Head embedded in a C-style struct finds its owner", "[rcu][unit]") {
+    rcu::Domain domain({.name = "container-of"});
+    int freed = 0;
+    auto* node = new CNode{42, {}, &freed};
+    domain.call(&node->rcu, [](rcu::Head* head) noexcept {
+        CNode* owner = rcu::container_of<CNode>(head, offsetof(CNode, rcu));
+        *owner->freed = owner->key;
+        delete owner;
+    });
+    domain.barrier();
+    CHECK(freed == 42);
+}
+
+TEST_CASE("defer() runs a C callback with its pointer after a grace period", "[rcu][unit]") {
+    rcu::Domain domain({.name = "defer"});
+    static int five = 5;
+    deferred_sum = 0;
+    std::atomic<bool> inside{false}, release{false};
+    std::thread reader([&] {
+        rcu::ReadLock lock(domain);
+        inside = true;
+        while (!release.load()) sched_yield();
+    });
+    while (!inside.load()) sched_yield();
+    domain.defer(&add_deferred, &five);
+    domain.defer(&add_deferred, &five);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(deferred_sum.load() == 0);  // the reader's section holds them
+    release = true;
+    reader.join();
+    domain.barrier();
+    CHECK(deferred_sum.load() == 10);
 }

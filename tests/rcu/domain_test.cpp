@@ -1,5 +1,6 @@
-// Domain: cookies and the polled API, misuse caught by assertions (as death
-// cases in a child process), fork detection.
+// Domain: cookies and the polled API, a destroyed domain with readers and
+// fork detection (as death cases in a child process). Misuse of the reader
+// API is misuse_test.cpp.
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -77,42 +78,6 @@ TEST_CASE("the default domain reports its read mode", "[rcu][unit]") {
     CHECK(forced.read_mode() == rcu::ReadMode::kFences);
 }
 
-#if QUIESCE_DEBUG
-QUIESCE_DEATH_CASE(synchronize_inside_read_lock) {
-    rcu::Domain domain({.name = "death"});
-    rcu::ReadLock lock(domain);
-    domain.synchronize();
-}
-QUIESCE_DEATH_CASE(synchronize_on_online_qsbr) {
-    rcu::Domain domain({.name = "death"});
-    rcu::QsbrReader reader(domain);
-    domain.synchronize();
-}
-QUIESCE_DEATH_CASE(barrier_on_online_qsbr) {
-    rcu::Domain domain({.name = "death"});
-    rcu::QsbrReader reader(domain);
-    domain.barrier();
-}
-QUIESCE_DEATH_CASE(offline_twice) {
-    rcu::Domain domain({.name = "death"});
-    rcu::QsbrReader reader(domain);
-    reader.offline();
-    reader.offline();
-}
-
-TEST_CASE("misuse that would deadlock or corrupt is caught by assertions", "[rcu][unit]") {
-    auto [name, message] = GENERATE(table<const char*, const char*>({
-        {"synchronize_inside_read_lock", "inside a ReadLock would wait for itself"},
-        {"synchronize_on_online_qsbr", "online QSBR reader would wait for itself"},
-        {"barrier_on_online_qsbr", "online QSBR reader would wait for itself"},
-        {"offline_twice", "offline() on an offline QSBR reader"},
-    }));
-    CAPTURE(name);
-    auto result = run_death_case(name);
-    CHECK(result.aborted);
-    CHECK_THAT(result.output, Contains(message));
-}
-#endif
 
 QUIESCE_DEATH_CASE(destroy_with_registered_reader) {
     auto* domain = new rcu::Domain({.name = "death"});

@@ -27,3 +27,28 @@ TEST_CASE("Ptr starts with the pointer it is given", "[rcu][unit]") {
     Ptr<int> p(&x);
     CHECK(p.load() == &x);
 }
+
+namespace {
+// A C-style struct with a plain pointer field.
+struct CServer {
+    int id;
+    int* config;
+};
+}  // namespace
+
+TEST_CASE("PtrView publishes through an existing pointer slot", "[rcu][unit]") {
+    int a = 1, b = 2, c = 3;
+    CServer server{7, &a};
+    quiesce::rcu::PtrView<int> view(server.config);
+    CHECK(view.load() == &a);
+    view.store(&b);
+    CHECK(server.config == &b);  // the slot itself changed
+    CHECK(view.exchange(&c) == &b);
+    CHECK(view.load_owned() == &c);
+    int* expected = &a;
+    CHECK_FALSE(view.compare_exchange(expected, &b));
+    CHECK(expected == &c);
+    CHECK(view.compare_exchange(expected, &b));
+    CHECK(server.config == &b);
+    CHECK(server.id == 7);  // neighbours untouched
+}

@@ -220,3 +220,85 @@ TEST_CASE("a driver waiting on a long reader sleeps while other readers come and
     INFO("driver CPU time: " << driver_ms << " ms");
     CHECK(driver_cpu < 100ms);  // a driver that stopped sleeping burns ~300 ms here
 }
+
+TEST_CASE("read_lock()/read_unlock() is a read section like ReadLock", "[rcu][unit]") {
+    bool default_domain = GENERATE(true, false);
+    CAPTURE(default_domain);
+    rcu::Domain own({.name = "pair"});
+    rcu::Domain& domain = default_domain ? rcu::Domain::default_domain() : own;
+    std::atomic<bool> inside{false}, release{false}, ended{false};
+    std::thread reader([&] {
+        if (default_domain) {
+            rcu::read_lock();
+            rcu::read_lock();  // nests
+        } else {
+            rcu::read_lock(domain);
+            rcu::read_lock(domain);
+        }
+        CHECK(rcu::in_read_section(domain));
+        CHECK(rcu::in_any_read_section());
+        inside = true;
+        (void)wait_until([&] { return release.load(); });
+        if (default_domain) {
+            rcu::read_unlock();
+        } else {
+            rcu::read_unlock(domain);
+        }
+        std::this_thread::sleep_for(20ms);  // the outer section still holds the grace period
+        ended = true;
+        if (default_domain) {
+            rcu::read_unlock();
+        } else {
+            rcu::read_unlock(domain);
+        }
+        CHECK_FALSE(rcu::in_read_section(domain));
+        CHECK_FALSE(rcu::in_any_read_section());
+    });
+    REQUIRE(wait_until([&] { return inside.load(); }));
+    std::atomic<bool> saw_end{false};
+    std::thread updater([&] {
+        domain.synchronize();
+        saw_end = ended.load();
+    });
+    std::this_thread::sleep_for(20ms);
+    release = true;
+    updater.join();
+    reader.join();
+    CHECK(saw_end.load());
+}
+
+TEST_CASE("threads register and unregister as readers explicitly", "[rcu][unit]") {
+    rcu::Domain domain({.name = "explicit"});
+    std::thread thread([&] {
+        CHECK(domain.stats().preemptible_readers == 0);
+        rcu::register_reader_thread(domain);
+        CHECK(domain.stats().preemptible_readers == 1);
+        rcu::register_reader_thread(domain);  // idempotent
+        CHECK(domain.stats().preemptible_readers == 1);
+        { rcu::ReadLock lock(domain); }
+        rcu::unregister_reader_thread(domain);
+        CHECK(domain.stats().preemptible_readers == 0);
+        rcu::unregister_reader_thread(domain);  // no-op
+        { rcu::ReadLock lock(domain); }  // registers again
+        CHECK(domain.stats().preemptible_readers == 1);
+        rcu::unregister_reader_thread(domain);
+        domain.synchronize();  // nothing to wait for
+    });
+    thread.join();
+    CHECK(domain.stats().preemptible_readers == 0);
+
+    std::thread on_default([] {
+        rcu::Domain& def = rcu::Domain::default_domain();
+        const auto before = def.stats().preemptible_readers;
+        rcu::register_reader_thread();
+        CHECK(def.stats().preemptible_readers == before + 1);
+        rcu::read_lock();
+        rcu::read_unlock();
+        rcu::unregister_reader_thread();
+        CHECK(def.stats().preemptible_readers == before);
+        rcu::read_lock();  // registers again
+        CHECK(def.stats().preemptible_readers == before + 1);
+        rcu::read_unlock();
+    });
+    on_default.join();
+}

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include <quiesce/base/assert.hpp>
 #include <quiesce/rcu/read_lock.hpp>
 #include <quiesce/scheduler/fiber.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
@@ -278,16 +279,52 @@ QUIESCE_DEATH_CASE(fiber_stack_overflow) {
     std::this_thread::sleep_for(10s);
 }
 
-TEST_CASE("debug builds abort when a fiber suspends inside a read section", "[scheduler][unit]") {
+QUIESCE_DEATH_CASE(park_in_read_lock_pair) {
+    sched::Scheduler scheduler({.threads = 1});
+    scheduler.spawn(
+        [] {
+            rcu::read_lock();
+            sched::this_fiber::park();
+        },
+        {.name = "parker"});
+    std::this_thread::sleep_for(10s);
+}
+
+QUIESCE_DEATH_CASE(event_returns_in_read_section) {
+    sched::Scheduler scheduler({.threads = 1});
+    sched::Group group = scheduler.make_group({.name = "leaky"});
+    group.post([] { rcu::read_lock(); });
+    std::this_thread::sleep_for(10s);
+}
+
+TEST_CASE("a fiber suspending inside an rcu::ReadLock aborts, in every build", "[scheduler][unit]") {
+    auto [name, fiber] = GENERATE(table<const char*, const char*>({
+        {"yield_in_read_lock", "reached a suspension point"},
+        {"park_in_read_lock_pair", "\"parker\" reached a suspension point"},
+    }));
+    CAPTURE(name);
+    auto result = quiesce::test::run_death_case(name);
+    CHECK(result.aborted);
+    CHECK_THAT(result.output, Catch::Contains("quiesce: misuse: fiber"));
+    CHECK_THAT(result.output, Catch::Contains(fiber));
+    CHECK_THAT(result.output, Catch::Contains("End the section before suspending"));
+}
+
+TEST_CASE("an event that returns inside a read section aborts naming its group",
+          "[scheduler][unit]") {
+    auto result = quiesce::test::run_death_case("event_returns_in_read_section");
+    CHECK(result.aborted);
+    CHECK_THAT(result.output, Catch::Contains("an event of group \"leaky\""));
+    CHECK_THAT(result.output, Catch::Contains("read_lock() without its read_unlock()"));
+}
+
+TEST_CASE("debug builds abort when a fiber suspends inside a ReadSection", "[scheduler][unit]") {
 #if QUIESCE_DEBUG
-    auto lock = quiesce::test::run_death_case("yield_in_read_lock");
-    CHECK(lock.aborted);
-    CHECK_THAT(lock.output, Catch::Contains("rcu::ReadLock"));
     auto section = quiesce::test::run_death_case("sleep_in_read_section");
     CHECK(section.aborted);
     CHECK_THAT(section.output, Catch::Contains("ReadSection"));
 #else
-    WARN("release build: the read-section checks are compiled out");
+    WARN("release build: the ReadSection count is compiled out");
 #endif
 }
 

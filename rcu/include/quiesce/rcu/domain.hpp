@@ -104,6 +104,10 @@ struct DomainStats {
     std::uint64_t expedited = 0;            ///< synchronize_expedited() calls
     std::uint64_t callbacks_invoked = 0;    ///< by the domain callback thread
     std::uint64_t stall_warnings = 0;       ///< logged (counted after the line is written)
+    /// Warnings about callbacks that do not run: a QSBR reader that queues
+    /// callbacks without calling process_callbacks(), a barrier() that waits
+    /// stall_timeout for such a reader.
+    std::uint64_t callback_warnings = 0;
     std::uint64_t qsbr_readers = 0;         ///< registered now
     std::uint64_t preemptible_readers = 0;  ///< registered now
 };
@@ -126,8 +130,9 @@ public:
 
     /// Blocks until a full grace period has elapsed: every read section that
     /// began before the call has ended. Concurrent callers share grace
-    /// periods. Precondition: not inside a ReadLock of this domain and not an
-    /// online QSBR reader of it (QUIESCE_ASSERT: it would wait for itself).
+    /// periods. Precondition: not inside a read section of this domain and
+    /// not an online QSBR reader of it: it would wait for itself, so either
+    /// aborts with a message naming the thread (every build).
     /// Thread: any other. Cost: two membarrier() when preemptible readers are
     /// registered, plus the wait for QSBR readers to report.
     void synchronize();
@@ -156,6 +161,11 @@ public:
     /// domain callback thread. Never blocks for a grace period. Thread: any.
     void call(Head* head, Callback fn);
 
+    /// Calls `fn(arg)` once, after a grace period: for C callbacks that carry
+    /// a user pointer and have no Head to embed. Allocates a small record.
+    /// Thread: any. Throws std::bad_alloc.
+    void defer(void (*fn)(void* arg) noexcept, void* arg);
+
     /// Deletes `ptr` after a grace period. Allocates a small record unless T
     /// derives from Head (then it reuses that Head).
     template <typename T>
@@ -166,8 +176,10 @@ public:
     void retire(T* ptr, Deleter deleter);
 
     /// Returns once every callback queued (on any thread) before the call has
-    /// run. Precondition: as for synchronize(); online QSBR readers of this
-    /// domain keep calling process_callbacks() (they run their own callbacks).
+    /// run. Precondition: as for synchronize() (checked the same way); online
+    /// QSBR readers of this domain keep calling process_callbacks() (they run
+    /// their own callbacks): after stall_timeout a warning names those it
+    /// still waits for.
     void barrier();
 
     [[nodiscard]] ReadMode read_mode() const noexcept;
@@ -206,6 +218,23 @@ struct DefaultDelete {
     }
 };
 }  // namespace detail
+
+namespace detail {
+struct DeferRecord : Head {
+    void (*fn)(void*) noexcept;
+    void* arg;
+    DeferRecord(void (*f)(void*) noexcept, void* a) : fn(f), arg(a) {}
+    static void run(Head* head) noexcept {
+        auto* self = static_cast<DeferRecord*>(head);
+        self->fn(self->arg);
+        delete self;
+    }
+};
+}  // namespace detail
+
+inline void Domain::defer(void (*fn)(void* arg) noexcept, void* arg) {
+    call(new detail::DeferRecord(fn, arg), &detail::DeferRecord::run);
+}
 
 template <typename T>
 void Domain::retire(T* ptr) {

@@ -8,6 +8,13 @@
 //     Table* old = table.exchange(new Table(*table.load_owned(), edit));
 //     domain.retire(old);                                   // updater
 //
+// PtrView<T> gives the same operations on a pointer slot that already exists
+// (a field of a C struct, a slot in a table the program does not own):
+//
+//     struct c_server { struct config* config; };   // from a C header
+//     rcu::PtrView<config> view(server->config);
+//     { rcu::ReadLock lock; use(view.load()); }
+//
 // Threading: any thread. Updaters must serialise among themselves (a mutex)
 // unless they use compare_exchange().
 #pragma once
@@ -55,6 +62,37 @@ public:
 
 private:
     std::atomic<T*> ptr_{nullptr};
+};
+
+/// Ptr's operations, with the same memory orders, on an existing `T*` slot
+/// (std::atomic_ref). Every access to the slot while readers may see it must
+/// go through a PtrView (or be an atomic of the same orders); plain stores
+/// race. The slot must be naturally aligned (any declared pointer is).
+/// A view is a reference: cheap to copy, valid while the slot lives.
+template <typename T>
+class PtrView {
+public:
+    explicit PtrView(T*& slot) noexcept : ref_(slot) {}
+
+    /// As Ptr::load(): acquire.
+    [[nodiscard]] T* load() const noexcept { return ref_.load(std::memory_order_acquire); }
+    /// As Ptr::load_owned(): relaxed, for serialised updaters.
+    [[nodiscard]] T* load_owned() const noexcept { return ref_.load(std::memory_order_relaxed); }
+    /// As Ptr::store(): release.
+    void store(T* next) const noexcept { ref_.store(next, std::memory_order_release); }
+    /// As Ptr::exchange(): acq_rel.
+    [[nodiscard]] T* exchange(T* next) const noexcept {
+        return ref_.exchange(next, std::memory_order_acq_rel);
+    }
+    /// As Ptr::compare_exchange().
+    [[nodiscard]] bool compare_exchange(T*& expected, T* next) const noexcept {
+        return ref_.compare_exchange_strong(expected, next, std::memory_order_acq_rel,
+                                            std::memory_order_acquire);
+    }
+
+private:
+    static_assert(std::atomic_ref<T*>::is_always_lock_free, "a pointer slot must be lock-free");
+    std::atomic_ref<T*> ref_;
 };
 
 }  // namespace quiesce::rcu

@@ -16,7 +16,13 @@
 // Limits: between two quiescent states a QSBR thread may hold references;
 // while offline it must hold none and must not read. An online QSBR reader
 // must not call synchronize() or barrier(); it uses call()/retire(), or
-// start_grace_period() with poll().
+// start_grace_period() with poll(). Breaking these rules aborts with a
+// message naming the thread, in every build: synchronize()/barrier() on an
+// online reader, quiescent_state() inside a ReadLock (checked at every call),
+// offline()/online() twice, destruction on another thread. A reader
+// that queues callbacks and never calls process_callbacks() gets a warning
+// once its oldest unprocessed call is stall_timeout old (checked every 64
+// calls), and a barrier() waiting for it says whom it waits for.
 //
 // Threading: a QsbrReader belongs to the thread that constructed it; every
 // member must be called on that thread. See rcu/README.md, labels [Q1]-[Q4].
@@ -29,6 +35,7 @@
 #include <string>
 
 #include <quiesce/rcu/domain.hpp>
+#include <quiesce/rcu/read_lock.hpp>
 
 namespace quiesce::rcu {
 
@@ -47,16 +54,21 @@ public:
     QsbrReader(const QsbrReader&) = delete;
     QsbrReader& operator=(const QsbrReader&) = delete;
 
-    /// Reports that this thread holds no RCU reference. Precondition: online.
-    /// Cost: one load and a compare when no grace period waits for this
-    /// thread; otherwise a store, a fence and an RMW, once per grace period.
+    /// Reports that this thread holds no RCU reference. Precondition: online,
+    /// and not inside a read section (ReadLock, read_lock()) of this domain:
+    /// either aborts with a message. Cost: two loads and compares when no
+    /// grace period waits for this thread; otherwise a store, a fence and an
+    /// RMW, once per grace period.
     /// Memory ordering: [Q1]-[Q4] in rcu/README.md.
     void quiescent_state() noexcept {
         // [Q1] acquire, pairs with [G1] in DomainImpl::start_qsbr_wait(): when
         // a new target is seen, the updates made before the grace period
         // began are visible to the reads that follow this report.
         std::uint64_t target = qs_gp_->load(std::memory_order_acquire);
-        if (__builtin_expect(target == seen_, 1)) return;
+        // The read-section check (one thread-local load) is on in every build:
+        // report() aborts with a message if the thread is inside a ReadLock.
+        if (__builtin_expect(target == seen_ && !detail::tls_default_reader.in_section(), 1))
+            return;
         report(target);
     }
 
@@ -81,9 +93,12 @@ public:
     [[nodiscard]] std::size_t pending_callbacks() const noexcept;
 
     [[nodiscard]] Domain& domain() const noexcept { return *domain_; }
+    /// As given to the constructor, or "tid N".
+    [[nodiscard]] const std::string& name() const noexcept;
 
 private:
     [[gnu::cold]] void report(std::uint64_t target) noexcept;
+    [[gnu::cold]] void check_unprocessed() noexcept;
 
     const std::atomic<std::uint64_t>* qs_gp_;  // &domain.hot().qs_gp: one hop on the fast path
     std::uint64_t seen_;  // last target reported; owner-only copy of state_->ctr

@@ -1,5 +1,5 @@
-// Preemptible read-side critical sections: ReadLock, for any thread that is
-// not a QSBR reader (or for code that does not know what thread it runs on).
+// Preemptible read-side critical sections, for any thread that is not a QSBR
+// reader (or for code that does not know what thread it runs on).
 //
 //     {
 //         rcu::ReadLock lock;              // default domain; nests freely
@@ -7,15 +7,24 @@
 //         use(c->port);
 //     }
 //
-// The thread registers itself with the domain on its first ReadLock and
-// unregisters when it exits. The fast path is a thread-local nesting counter
-// with the domain's phase bit and a compiler barrier: no atomic
+// C-style and interop code that cannot use a scope has the same thing as a
+// pair of calls, at the same cost:
+//
+//     rcu::read_lock();  ...  rcu::read_unlock();       // default domain
+//
+// The thread registers itself with the domain on its first read section (or
+// explicitly, with register_reader_thread()) and unregisters when it exits (or
+// with unregister_reader_thread()). The fast path is a thread-local nesting
+// counter with the domain's phase bit and a compiler barrier: no atomic
 // read-modify-write, no fence (ReadMode::kMembarrier). Where membarrier() is
 // unavailable the domain falls back to a full fence on lock and unlock.
 //
 // Limits: a read section must not block for long (it holds up every grace
-// period), must not call synchronize() or barrier(), and must end on the
-// thread that began it.
+// period), must not call synchronize() or barrier() (aborts with a message),
+// must end on the thread that began it (so never across a fiber's suspension
+// point: the scheduler aborts there), and unlocks must match locks (an
+// unmatched read_unlock() aborts). These checks are on in every build and
+// independent of the caller's NDEBUG.
 //
 // Threading: a PreemptibleReader is written only by its thread (ctr) and read
 // by the grace-period driver; see rcu/README.md, labels [R1]-[R3].
@@ -24,7 +33,6 @@
 #include <atomic>
 #include <cstdint>
 
-#include <quiesce/base/assert.hpp>
 #include <quiesce/rcu/domain.hpp>
 
 namespace quiesce::rcu {
@@ -53,14 +61,13 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
             else
                 std::atomic_signal_fence(std::memory_order_seq_cst);
         } else {
-            QUIESCE_ASSERT((v & kNestMask) < kNestMask, "ReadLock nesting overflow");
+            if (__builtin_expect((v & kNestMask) == kNestMask, 0)) nesting_overflow();
             ctr.store(v + 1, std::memory_order_relaxed);  // relaxed: owner-only, nested
         }
     }
 
     void unlock(DomainHot& domain) noexcept {
         std::uint64_t v = ctr.load(std::memory_order_relaxed);  // relaxed: owner-only
-        QUIESCE_ASSERT((v & kNestMask) != 0, "ReadLock unlocked more often than locked");
         if (__builtin_expect((v & kNestMask) == 1, 1)) {
             // [R2] release, pairs with [G4] (the driver's acquire load of ctr):
             // the section's loads happen-before the driver sees it ended.
@@ -76,6 +83,8 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
             if (__builtin_expect(domain.reader_futex.load(std::memory_order_relaxed) == -1, 0))
                 wake_driver(domain);
         } else {
+            // The unmatched-unlock check costs nothing on the outermost path.
+            if (__builtin_expect((v & kNestMask) == 0, 0)) unmatched_unlock();
             ctr.store(v - 1, std::memory_order_relaxed);  // relaxed: owner-only, nested
         }
     }
@@ -85,13 +94,17 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
     }
 
     [[gnu::cold]] static void wake_driver(DomainHot& domain) noexcept;
+    /// Misuse reports; they abort with a message naming the thread.
+    [[noreturn, gnu::cold]] static void nesting_overflow() noexcept;
+    [[noreturn, gnu::cold]] static void unmatched_unlock() noexcept;
 };
 
 /// The calling thread's reader of the default domain, as a thread-local
 /// object (like liburcu's): constant-initialised and initial-exec, so it is
-/// reached %fs-relative with no pointer to follow.
-[[gnu::tls_model(
-    "initial-exec")]] inline constinit thread_local PreemptibleReader tls_default_reader{};
+/// reached %fs-relative with no pointer to follow and no TLS wrapper call.
+/// Defined once, in the library (one copy also when linked as a .so).
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local PreemptibleReader
+    tls_default_reader;
 
 /// Slow paths: register the calling thread (once per thread and domain).
 [[gnu::cold]] void register_default_reader();
@@ -122,8 +135,46 @@ private:
     detail::DomainHot* hot_;
 };
 
-/// True while the calling thread is inside a ReadLock of `domain`.
-/// For assertions; does not register the thread.
+/// Begins a read section of the default domain on the calling thread, like
+/// constructing a ReadLock; nests. Thread: any (registers it on first use).
+/// Cost: as ReadLock.
+inline void read_lock() {
+    detail::PreemptibleReader& reader = detail::tls_default_reader;
+    if (__builtin_expect(reader.hot == nullptr, 0)) detail::register_default_reader();
+    reader.lock(detail::default_hot);
+}
+
+/// Ends the innermost read section read_lock() began on this thread. An
+/// unlock without a matching lock aborts ("unmatched rcu::read_unlock()").
+/// Cost: as ~ReadLock.
+inline void read_unlock() noexcept {
+    detail::tls_default_reader.unlock(detail::default_hot);
+}
+
+/// The same pair for another domain (a lookup of the thread's registration:
+/// a thread-local cache hit when the thread keeps using one such domain).
+void read_lock(Domain& domain);
+void read_unlock(Domain& domain) noexcept;
+
+/// Registers the calling thread as a preemptible reader of `domain` now (as
+/// liburcu's rcu_register_thread()), so that its first read section does not
+/// allocate or take a lock. Idempotent. Thread: any. Throws std::bad_alloc.
+void register_reader_thread(Domain& domain = Domain::default_domain());
+
+/// Unregisters the calling thread from `domain` before the thread ends (it
+/// happens at thread exit anyway). A later read section registers it again.
+/// Precondition: not inside a read section of `domain` (aborts otherwise).
+/// No-op if not registered. Thread: the thread itself.
+void unregister_reader_thread(Domain& domain = Domain::default_domain());
+
+/// True while the calling thread is inside a read section of `domain`.
+/// Does not register the thread.
 [[nodiscard]] bool in_read_section(Domain& domain) noexcept;
+
+/// True while the calling thread is inside a read section of any domain (the
+/// scheduler checks this at every fiber suspension point).
+/// Cost: a thread-local load, plus a walk of the thread's other registrations
+/// if it has any.
+[[nodiscard]] bool in_any_read_section() noexcept;
 
 }  // namespace quiesce::rcu

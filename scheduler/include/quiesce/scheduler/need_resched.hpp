@@ -50,9 +50,9 @@ struct SliceTls {
 };
 
 /// Constant-initialised and initial-exec (like rcu's tls_default_reader), so
-/// the fast path reaches it %fs-relative with no guard and no call.
-[[gnu::tls_model("initial-exec")]] inline constinit thread_local SliceTls tls_slice{&kNoTicks,
-                                                                                    UINT64_MAX};
+/// the fast path reaches it %fs-relative with no guard and no call. Defined
+/// once, in the library.
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local SliceTls tls_slice;
 
 /// Slow path: asks this thread's SliceClock whether the slice is really over.
 [[gnu::cold]] bool need_resched_slow() noexcept;
