@@ -165,10 +165,14 @@ RingDrain RingReader::drain(TaskClockAnchor& anchor) noexcept {
     return seen;
 }
 
-PerfTaskClock::Mapping PerfTaskClock::open_and_map(std::uint64_t period_ns) {
-    bool counts_kernel = true;
-    int fd = open_task_clock(period_ns, /*exclude_kernel=*/false);
-    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+PerfTaskClock::Mapping PerfTaskClock::open_and_map(std::uint64_t period_ns, KernelTicks kernel) {
+    bool counts_kernel = kernel != KernelTicks::kExcluded;
+    int fd = open_task_clock(period_ns, /*exclude_kernel=*/!counts_kernel);
+    if (fd < 0 && counts_kernel && (errno == EACCES || errno == EPERM)) {
+        if (kernel == KernelTicks::kRequired) {
+            throw std::system_error(errno, std::generic_category(),
+                                    "perf_event_open counting kernel time");
+        }
         counts_kernel = false;
         fd = open_task_clock(period_ns, /*exclude_kernel=*/true);
     }
@@ -202,7 +206,8 @@ RingReader make_reader(void* base, std::size_t length) noexcept {
 
 }  // namespace
 
-PerfTaskClock::PerfTaskClock(std::uint64_t period_ns) : PerfTaskClock(open_and_map(period_ns)) {}
+PerfTaskClock::PerfTaskClock(std::uint64_t period_ns, KernelTicks kernel)
+    : PerfTaskClock(open_and_map(period_ns, kernel)) {}
 
 PerfTaskClock::PerfTaskClock(const Mapping& mapping) noexcept
     : fd_(mapping.fd),

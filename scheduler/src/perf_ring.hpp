@@ -85,12 +85,23 @@ private:
 };
 
 /// The perf event and its mapping, opened on (and for) the calling thread.
+/// Whether the task-clock event may leave out kernel time (exclude_kernel).
+/// Where perf_event_paranoid >= 2 and the process lacks CAP_PERFMON, the
+/// kernel allows only that, and then the ticks that land in a system call are
+/// dropped: a syscall-heavy group overruns its slice (see slice_clock.hpp).
+enum class KernelTicks {
+    kRequired,   ///< count kernel time or fail with EACCES (kAuto)
+    kPreferred,  ///< count kernel time where allowed, else user time only
+    kExcluded,   ///< user time only, as paranoid 2 forces (tests, measurements)
+};
+
 class PerfTaskClock {
 public:
     /// Opens the event with a sample every `period_ns` of this thread's CPU
     /// time and maps 1 + 2 pages (1 + 1 if the mlock allowance is short).
     /// Throws std::system_error when perf_event_open() or mmap() refuses.
-    explicit PerfTaskClock(std::uint64_t period_ns);
+    explicit PerfTaskClock(std::uint64_t period_ns,
+                           KernelTicks kernel = KernelTicks::kPreferred);
     ~PerfTaskClock();
     PerfTaskClock(const PerfTaskClock&) = delete;
     PerfTaskClock(PerfTaskClock&&) = delete;
@@ -112,7 +123,7 @@ private:
         std::size_t length;
         bool counts_kernel;
     };
-    static Mapping open_and_map(std::uint64_t period_ns);
+    static Mapping open_and_map(std::uint64_t period_ns, KernelTicks kernel);
     explicit PerfTaskClock(const Mapping& mapping) noexcept;
 
     int fd_;

@@ -78,7 +78,7 @@ SchedulerImpl::SchedulerImpl(Scheduler& api, SchedulerOptions options)
         std::lock_guard lock(view->mutex);
         return view->scheduler != nullptr ? view->scheduler->describe_stall(info) : std::string();
     });
-    logger().info("scheduler \"{}\": {} loops, slice {} us", options_.name, count,
+    logger().debug("scheduler \"{}\": {} loops, slice {} us", options_.name, count,
                   options_.slice.count());
 }
 

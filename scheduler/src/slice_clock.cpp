@@ -36,16 +36,28 @@ bool need_resched_slow() noexcept {
 
 }  // namespace detail
 
-SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred)
+SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred,
+                       bool kernel_ticks_allowed)
     : slice_ns_(slice.count() > 0 ? static_cast<std::uint64_t>(slice.count()) : 0) {
     QUIESCE_CHECK(tls_clock == nullptr, "one SliceClock per thread");
     std::string fallback_reason;
     if (slice_ns_ != 0) {
         period_ns_ = std::max<std::uint64_t>(slice_ns_ / kTicksPerSlice,
                                              static_cast<std::uint64_t>(kMinPeriod.count()));
-        if (preferred != SliceMode::kWallConfirm) {
+        // kAuto takes the perf event only if it counts kernel time: a user-
+        // time-only event drops the ticks that land in system calls, and a
+        // network server's groups live in system calls (measured in
+        // docs/BENCHMARKS.md: 1.3x the slice on average, 2x at p90, against
+        // 1.0x for the wall timer). A forced kPerfEvent takes what it gets.
+        const detail::KernelTicks kernel =
+            preferred == SliceMode::kAuto ? detail::KernelTicks::kRequired
+            : kernel_ticks_allowed        ? detail::KernelTicks::kPreferred
+                                          : detail::KernelTicks::kExcluded;
+        if (preferred == SliceMode::kAuto && !kernel_ticks_allowed) {
+            fallback_reason = "perf_event_open counting kernel time: refused (simulated)";
+        } else if (preferred != SliceMode::kWallConfirm) {
             try {
-                perf_ = std::make_unique<detail::PerfTaskClock>(period_ns_);
+                perf_ = std::make_unique<detail::PerfTaskClock>(period_ns_, kernel);
                 mode_ = SliceMode::kPerfEvent;
                 tick_unit_ = kSampleBytes;
             } catch (const std::system_error& e) {
@@ -103,13 +115,15 @@ void SliceClock::calibrate() noexcept {
 }
 
 void SliceClock::log_mode(const char* fallback_reason) const {
-    // The first loop logs at info, the others at debug: one line per process
-    // says which clock the slices use.
-    static std::atomic<bool> logged{false};
-    // relaxed: only picks the level of one log line.
-    const auto level = logged.exchange(true, std::memory_order_relaxed) ? spdlog::level::debug
-                                                                        : spdlog::level::info;
+    // Quiet when the preferred source works (debug); a fallback is said once
+    // per process at warn, with its reason and its cost.
+    static std::atomic<bool> warned{false};
     auto& logger = detail::logger();
+    const bool fallback = fallback_reason != nullptr || (perf_ != nullptr && !perf_->counts_kernel());
+    // relaxed: only picks the level of one log line.
+    const auto level = fallback && !warned.exchange(true, std::memory_order_relaxed)
+                           ? spdlog::level::warn
+                           : spdlog::level::debug;
     if (slice_ns_ == 0) {
         logger.log(level,
                    "slice clock: slices off (slice 0); CPU time from CLOCK_THREAD_CPUTIME_ID");
@@ -120,13 +134,18 @@ void SliceClock::log_mode(const char* fallback_reason) const {
                    perf_->mapped_bytes() / 1024, slice_ns_ / 1000, period_ns_ / 1000,
                    perf_->counts_kernel()
                        ? ""
-                       : " (user time only: perf_event_paranoid excludes the kernel)");
+                       : " (user time only, as perf_event_paranoid allows: groups that spend "
+                         "their time in system calls overrun their slices; SliceMode::kAuto "
+                         "would use the wall timer)");
     } else {
         logger.log(level,
                    "slice clock: wall timer + CLOCK_THREAD_CPUTIME_ID, slice {} us, tick every {} "
-                   "us of wall time{}{}",
+                   "us of wall time (~19 us per tick){}{}",
                    slice_ns_ / 1000, period_ns_ / 1000,
-                   fallback_reason != nullptr ? "; perf event refused: " : "",
+                   fallback_reason != nullptr
+                       ? "; the perf task clock is not usable here (it must count kernel time, "
+                         "or syscall-heavy groups overrun their slices): "
+                       : "",
                    fallback_reason != nullptr ? fallback_reason : "");
     }
 }

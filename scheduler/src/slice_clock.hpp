@@ -67,10 +67,13 @@ public:
     /// Sets up this thread's tick source and points need_resched() at it.
     /// `slice` == 0: need_resched() is always false, no event and no timer
     /// (mode() then reports kWallConfirm, whose clock cpu_now_ns() uses).
-    /// kAuto uses a perf event if one opens, else the timer, and logs why;
-    /// a forced mode that cannot be set up throws std::system_error.
+    /// kAuto uses a perf event if one opens that counts kernel time, else the
+    /// timer, and says why at warn; a forced mode that cannot be set up throws
+    /// std::system_error. `kernel_ticks_allowed` false makes it behave as
+    /// where perf_event_paranoid forbids counting kernel time (tests).
     /// Thread: the loop thread it will serve; one per thread.
-    SliceClock(std::chrono::nanoseconds slice, SliceMode preferred);
+    SliceClock(std::chrono::nanoseconds slice, SliceMode preferred,
+               bool kernel_ticks_allowed = true);
     /// Closes the event or timer. Thread: the constructing thread.
     ~SliceClock();
     SliceClock(const SliceClock&) = delete;

@@ -4,7 +4,9 @@
 // measurements that can be disturbed by other load are retried.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <sched.h>
 #include <time.h>
 
@@ -117,9 +119,16 @@ TEST_CASE("a forced mode is the mode in use", "[scheduler][unit]") {
     CHECK(SliceClock::current() == &clock);
 }
 
-TEST_CASE("kAuto picks the perf event where it opens", "[scheduler][unit]") {
+TEST_CASE("kAuto picks the perf event where it opens counting kernel time", "[scheduler][unit]") {
+    bool kernel_ticks = false;
+    try {
+        quiesce::sched::detail::PerfTaskClock probe(1'000'000,
+                                                    quiesce::sched::detail::KernelTicks::kRequired);
+        kernel_ticks = true;
+    } catch (const std::system_error&) {
+    }
     SliceClock clock(1ms, SliceMode::kAuto);
-    CHECK(clock.mode() == (perf_available() ? SliceMode::kPerfEvent : SliceMode::kWallConfirm));
+    CHECK(clock.mode() == (kernel_ticks ? SliceMode::kPerfEvent : SliceMode::kWallConfirm));
 }
 
 TEST_CASE("a spinning thread gets need_resched() after about its slice of CPU time",
@@ -355,4 +364,75 @@ TEST_CASE("a second slice clock on one thread is refused", "[scheduler][unit]") 
     auto result = quiesce::test::run_death_case("two_slice_clocks_on_one_thread");
     CHECK(result.aborted);
     CHECK_THAT(result.output, Catch::Contains("one SliceClock per thread"));
+}
+
+namespace {
+
+struct TurnCpu {
+    double median = 0;  // CPU per turn / slice
+    double p90 = 0;
+};
+
+// A group that lives in system calls (a 64 KiB read from /dev/zero is a
+// kernel memset and copy): runs `turns` slices of it, polling need_resched()
+// between calls, and returns the CPU each turn used relative to the slice.
+TurnCpu syscall_heavy_turns(SliceClock& clock, std::chrono::nanoseconds slice, int turns) {
+    static thread_local std::vector<char> buffer(64 * 1024);
+    const int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    std::vector<double> ratios;
+    for (int t = 0; t < turns; ++t) {
+        const std::uint64_t before = thread_cpu();
+        clock.start_slice(slice);
+        const auto deadline = std::chrono::steady_clock::now() + 2s;
+        while (!need_resched() && std::chrono::steady_clock::now() < deadline) {
+            if (read(fd, buffer.data(), buffer.size()) <= 0) FAIL("read of /dev/zero");
+        }
+        ratios.push_back(static_cast<double>(thread_cpu() - before) /
+                         static_cast<double>(slice.count()));
+    }
+    close(fd);
+    std::sort(ratios.begin(), ratios.end());
+    return {ratios[ratios.size() / 2], ratios[ratios.size() * 9 / 10]};
+}
+
+}  // namespace
+
+TEST_CASE("syscall-heavy groups get their slice in the mode kAuto picks", "[scheduler][unit]") {
+    constexpr auto kSlice = 2ms;
+    constexpr int kTurns = 30;
+    // Where the perf event may count kernel time (root, CAP_PERFMON,
+    // perf_event_paranoid <= 1) kAuto takes it; where it may not, kAuto must
+    // not take the user-time-only event: the wall timer keeps the bounds.
+    for (bool kernel_allowed : {true, false}) {
+        CAPTURE(kernel_allowed);
+        TurnCpu turns;
+        SliceMode mode;
+        std::thread([&] {
+            SliceClock clock(kSlice, SliceMode::kAuto, kernel_allowed);
+            mode = clock.mode();
+            if (mode == SliceMode::kPerfEvent) CHECK(clock.ticks_in_kernel());
+            turns = syscall_heavy_turns(clock, kSlice, kTurns);
+        }).join();
+        if (!kernel_allowed) CHECK(mode == SliceMode::kWallConfirm);
+        INFO("kAuto chose " << to_string(mode) << ": CPU per turn / slice, median " << turns.median
+                            << ", p90 " << turns.p90);
+        CHECK(turns.median >= 0.7);
+        CHECK(turns.median <= 1.3);
+        CHECK(turns.p90 <= 1.8);
+        WARN("kAuto (" << to_string(mode) << (kernel_allowed ? "" : ", kernel ticks refused")
+                       << "): syscall-heavy turns use " << turns.median << "x the slice (median), "
+                       << turns.p90 << "x (p90)");
+    }
+    if (!perf_available()) return;
+    // For the record: what the user-time-only event gives the same group.
+    TurnCpu user_only;
+    std::thread([&] {
+        SliceClock clock(kSlice, SliceMode::kPerfEvent, /*kernel_ticks_allowed=*/false);
+        CHECK_FALSE(clock.ticks_in_kernel());
+        user_only = syscall_heavy_turns(clock, kSlice, kTurns);
+    }).join();
+    WARN("user-time-only perf event: syscall-heavy turns use " << user_only.median
+                                                               << "x the slice (median), "
+                                                               << user_only.p90 << "x (p90)");
 }
