@@ -69,7 +69,10 @@ FiberState::FiberState(GroupCore& owner, std::function<void()> body)
 
 Status FiberState::run() {
     if (ended) return Status::kDone;
-    if (!context) context = group.scheduler->acquire_fiber(group.name, &fiber_entry, this);
+    if (!context) {
+        context = group.scheduler->acquire_fiber(group.name, &fiber_entry, this);
+        stack_reserved = false;  // consumed
+    }
     yielded = false;
     context->resume();
     if (!context->finished()) return yielded ? Status::kAgain : Status::kDone;
@@ -95,7 +98,11 @@ bool FiberState::post_resume() noexcept {
 
 void FiberState::finish() noexcept {
     ended = true;
-    if (!context) return;
+    if (!context) {
+        if (stack_reserved) group.scheduler->unreserve_fiber_stack();  // it never ran
+        stack_reserved = false;
+        return;
+    }
     context->cancel();  // unwinds a suspended fiber's stack, on this loop
     group.scheduler->release_fiber(std::move(context));
 }
@@ -110,10 +117,20 @@ bool FiberWaker::wake() const noexcept {
 }
 
 Group Scheduler::spawn(std::function<void()> main, GroupOptions options) {
-    Group group = make_group(std::move(options));
-    detail::GroupCore* core = group.core();
-    core->fiber = new detail::FiberState(*core, std::move(main));
-    group.post(core->fiber->resume);  // starts it on its loop
+    // The stack first: a spawn that cannot get one fails here, at the call
+    // site, not later on a loop.
+    impl_->reserve_fiber_stack();
+    Group group;
+    try {
+        group = make_group(std::move(options));
+        detail::GroupCore* core = group.core();
+        core->fiber = new detail::FiberState(*core, std::move(main));
+    } catch (...) {
+        impl_->unreserve_fiber_stack();
+        throw;
+    }
+    group.core()->fiber->stack_reserved = true;
+    group.post(group.core()->fiber->resume);  // starts it on its loop
     return group;
 }
 

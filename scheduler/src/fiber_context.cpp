@@ -13,6 +13,8 @@
 
 #include <quiesce/base/assert.hpp>
 
+#include "overflow_guard.hpp"
+
 #if defined(__x86_64__)
 #include <xmmintrin.h>
 #endif
@@ -79,8 +81,13 @@ struct FiberContext::Trampoline {
     }
 };
 
-FiberContext::FiberContext(StackPool& pool, std::string name, Entry entry, void* arg)
-    : pool_(&pool), stack_(pool.acquire()), name_(std::move(name)), entry_(entry), arg_(arg) {
+FiberContext::FiberContext(StackPool& pool, std::string name, Entry entry, void* arg,
+                           bool reserved)
+    : pool_(&pool),
+      stack_(pool.acquire(reserved)),
+      name_(std::move(name)),
+      entry_(entry),
+      arg_(arg) {
     capture_fp_state();
     StackPool::set_label(stack_, name_.c_str());
     boost::context::stack_context sctx;
@@ -226,6 +233,12 @@ FiberContext* FiberContext::current() noexcept {
 // thread than the time before; ASan learns that thread's stack each time.
 // Inlined for the same reason as switch_in().
 [[gnu::always_inline]] inline void FiberContext::switch_out() noexcept {
+    // A stack without a guard region (the mapping budget was used up) is
+    // checked here, at every switch away: a load and a compare otherwise.
+    if (__builtin_expect(stack_.guard == GuardMode::kCanary, 0) &&
+        !StackPool::canary_intact(stack_)) {
+        report_canary_overflow(name_.c_str(), stack_.size);
+    }
 #if QUIESCE_ASAN
     void* fake_stack = nullptr;
     __sanitizer_start_switch_fiber(&fake_stack, resumer_stack_bottom_, resumer_stack_size_);

@@ -73,9 +73,12 @@ public:
 
     /// A fiber that will run `entry(arg)` on a stack from `pool`, with the
     /// calling thread's floating-point state. Does not run `entry`. `pool`
-    /// must outlive the context. Throws std::system_error if no stack can be
-    /// mapped. Thread: any, outside this fiber.
-    FiberContext(StackPool& pool, std::string name, Entry entry, void* arg);
+    /// must outlive the context. `reserved`: the stack was reserved with
+    /// StackPool::reserve() and cannot fail; otherwise throws
+    /// std::system_error if no stack can be mapped. Thread: any, outside
+    /// this fiber.
+    FiberContext(StackPool& pool, std::string name, Entry entry, void* arg,
+                 bool reserved = false);
 
     /// Cancels the fiber if it is suspended inside `entry` (see cancel()),
     /// ends it and returns its stack. Thread: any but the fiber itself.
@@ -132,6 +135,8 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     /// Usable bytes of this fiber's stack.
     [[nodiscard]] std::size_t stack_size() const noexcept { return stack_.size; }
+    /// The stack itself (its bottom, size and kind of guard).
+    [[nodiscard]] const FiberStack& stack() const noexcept { return stack_; }
 
 private:
     enum class Status : std::uint8_t { kReady, kRunning, kFinished };

@@ -38,6 +38,7 @@ struct FiberState {
     bool yielded = false;                   // the fiber called yield(): requeue behind others
     bool sleep_done = false;                // sleep_for()'s timer ran
     bool ended = false;                     // main returned, threw, or was cancelled
+    bool stack_reserved = false;            // spawn() reserved a stack not yet acquired
     std::uint32_t read_sections = 0;        // debug: ReadSection scopes open
     /// [P1] wake-up permit: release store in FiberWaker::wake(), acquire
     /// exchange in park().

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <system_error>
 
+#include "guard_table.hpp"
 #include "stack_pool.hpp"
 
 namespace quiesce::sched::detail {
@@ -74,7 +75,9 @@ private:
     m.add(hit.label != nullptr ? hit.label : "(unnamed)");
     m.add("\" (stack ");
     m.add(hit.stack_size);
-    m.add(" bytes); raise SchedulerOptions::fiber_stack_size\n");
+    m.add(" bytes, caught by its ");
+    m.add(hit.guard_size / 1024);
+    m.add(" KiB guard region); raise SchedulerOptions::fiber_stack_size\n");
     m.write_to_stderr();
     std::abort();
 }
@@ -104,7 +107,7 @@ void chain(int sig, siginfo_t* info, void* context) noexcept {
 void on_fault(int sig, siginfo_t* info, void* context) {
     const int saved_errno = errno;
     GuardHit hit;
-    if (StackPool::find_guard(info->si_addr, hit)) report_overflow(hit);
+    if (guard_table_find(info->si_addr, hit)) report_overflow(hit);
     errno = saved_errno;
     chain(sig, info, context);
 }
@@ -135,6 +138,18 @@ std::size_t alt_stack_size() noexcept {
 }
 
 }  // namespace
+
+void report_canary_overflow(const char* label, std::size_t stack_size) noexcept {
+    Message m;
+    m.add("quiesce: stack overflow in fiber \"");
+    m.add(label != nullptr ? label : "(unnamed)");
+    m.add("\" (stack ");
+    m.add(stack_size);
+    m.add(" bytes, found by the canary below it: this stack has no guard region because the "
+          "vm.max_map_count budget is used up); raise SchedulerOptions::fiber_stack_size\n");
+    m.write_to_stderr();
+    std::abort();
+}
 
 void install_overflow_guard_on_this_thread() {
     std::call_once(handler_once, install_handler);

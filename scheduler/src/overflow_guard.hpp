@@ -1,13 +1,15 @@
 // Fiber stack overflow reports (private). A fiber that runs off the bottom of
-// its stack touches the PROT_NONE guard page below it; the SIGSEGV/SIGBUS
-// handler installed here runs on the thread's alternate signal stack (the
-// fiber's own stack is exhausted), recognises a pooled stack's guard page,
-// writes
+// its stack touches the guard region below it (stack_pool.hpp); the
+// SIGSEGV/SIGBUS handler installed here runs on the thread's alternate signal
+// stack (the fiber's own stack is exhausted), recognises a pooled stack's
+// guard region, writes
 //
-//     quiesce: stack overflow in fiber "NAME" (stack 65536 bytes); raise
-//     SchedulerOptions::fiber_stack_size
+//     quiesce: stack overflow in fiber "NAME" (stack 65536 bytes, caught by
+//     its 64 KiB guard region); raise SchedulerOptions::fiber_stack_size
 //
-// to stderr and aborts. Any other fault goes to the handler installed before
+// to stderr and aborts. A stack that has only a canary (the mapping budget
+// was used up) is checked at every switch, and report_canary_overflow() says
+// the same of it. Any other fault goes to the handler installed before
 // (for example a sanitizer's), or, if that was the default, re-raises with the
 // default action.
 //
@@ -30,11 +32,18 @@
 //
 // Threading: the process-wide handler is installed once, on the first call
 // from any thread; the alternate stack is per thread and only that thread's
-// install/remove touch it. Frames larger than the guard page must probe it:
-// the project builds with -fstack-clash-protection (FACTS.md).
+// install/remove touch it. Frames larger than the guard region must probe it:
+// the project builds with -fstack-clash-protection and passes it to users
+// (quiesce-scheduler.pc, scheduler_dep).
 #pragma once
 
+#include <cstddef>
+
 namespace quiesce::sched::detail {
+
+/// Writes the overflow report of a fiber whose canary was found overwritten
+/// and aborts. Async-signal-safe, no allocation.
+[[noreturn]] void report_canary_overflow(const char* label, std::size_t stack_size) noexcept;
 
 /// Installs the process-wide SIGSEGV/SIGBUS handler (first call only) and
 /// gives the calling thread an alternate signal stack unless it already has

@@ -50,6 +50,9 @@ SchedulerOptions validated(SchedulerOptions options) {
     if (options.fiber_stack_size < 16 * 1024) {
         throw std::invalid_argument("SchedulerOptions::fiber_stack_size must be at least 16 KiB");
     }
+    if (options.fiber_guard_size < 4096) {
+        throw std::invalid_argument("SchedulerOptions::fiber_guard_size must be at least 4 KiB");
+    }
     if (options.slice.count() < 0)
         throw std::invalid_argument("SchedulerOptions::slice is negative");
     if (options.name.empty()) options.name = "loop";
@@ -62,7 +65,7 @@ SchedulerImpl::SchedulerImpl(Scheduler& api, SchedulerOptions options)
     : api_(api),
       options_(validated(std::move(options))),
       balance_interval_ns_(std::chrono::nanoseconds(options_.balance_interval).count()),
-      stacks_(options_.fiber_stack_size) {
+      stacks_(options_.fiber_stack_size, StackPool::kDefaultMaxWarm, options_.fiber_guard_size) {
     std::vector<int> cpus = allowed_cpus();
     unsigned count = options_.threads != 0 ? options_.threads : static_cast<unsigned>(cpus.size());
     if (count == 0) count = 1;
@@ -171,6 +174,14 @@ void SchedulerImpl::stop() {
     logger().debug("scheduler \"{}\" stopped", options_.name);
 }
 
+void SchedulerImpl::reserve_fiber_stack() {
+    stacks_.reserve();  // throws std::system_error with the reason
+}
+
+void SchedulerImpl::unreserve_fiber_stack() noexcept {
+    stacks_.unreserve();
+}
+
 std::unique_ptr<FiberContext> SchedulerImpl::acquire_fiber(const std::string& name,
                                                            FiberContext::Entry entry, void* arg) {
     std::unique_ptr<FiberContext> context;
@@ -182,10 +193,11 @@ std::unique_ptr<FiberContext> SchedulerImpl::acquire_fiber(const std::string& na
         }
     }
     if (context) {
+        stacks_.unreserve();               // the context brings its own stack
         context->reset(entry, arg, name);  // this loop's floating-point state
         return context;
     }
-    return std::make_unique<FiberContext>(stacks_, name, entry, arg);
+    return std::make_unique<FiberContext>(stacks_, name, entry, arg, /*reserved=*/true);
 }
 
 void SchedulerImpl::release_fiber(std::unique_ptr<FiberContext> context) noexcept {
@@ -197,6 +209,12 @@ void SchedulerImpl::release_fiber(std::unique_ptr<FiberContext> context) noexcep
 SchedulerStats SchedulerImpl::stats() const {
     SchedulerStats out;
     for (const auto& loop : loops_) out.loops.push_back(loop->stats());
+    const StackPoolStats stacks = stacks_.stats();
+    out.fiber_stacks.in_use = stacks.in_use;
+    out.fiber_stacks.mapped = stacks.slots;
+    out.fiber_stacks.guarded = stacks.guarded;
+    out.fiber_stacks.canary = stacks.canary;
+    out.fiber_stacks.guard_mode = to_string(stacks.mode);
     std::lock_guard lock(registry_->mutex);
     out.groups = registry_->live;
     return out;

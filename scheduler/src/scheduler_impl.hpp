@@ -52,8 +52,15 @@ public:
     }
 
     Group make_group(GroupOptions options);
+    /// Makes sure the next acquire_fiber() finds a stack (spawn() calls it,
+    /// so that a spawn that cannot get one fails at the call site). Throws
+    /// std::system_error. Thread: any.
+    void reserve_fiber_stack();
+    /// Gives back a reservation that no acquire_fiber() will use.
+    void unreserve_fiber_stack() noexcept;
     /// A fiber context for `entry(arg)`, reused from finished ones when
-    /// possible (TSan fibers are costly to make). Thread: a loop.
+    /// possible (TSan fibers are costly to make); consumes a reservation.
+    /// Never throws for want of a stack. Thread: a loop.
     std::unique_ptr<FiberContext> acquire_fiber(const std::string& name, FiberContext::Entry entry,
                                                 void* arg);
     /// Takes back a finished context.

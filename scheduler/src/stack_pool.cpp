@@ -1,23 +1,19 @@
-// Fiber stacks and the process-wide table of their guard pages; see
-// stack_pool.hpp.
+// Fiber stacks in guarded slabs; see stack_pool.hpp.
 //
-// Threading: the pool's cache is guarded by StackPool::mutex_; the guard
-// table's free list by table_mutex. The table's chunks are published with
-// release/acquire ([SP1]/[SP3]) and never freed, so a signal handler may walk
-// them at any moment; a record's guard range is published by [SP2]/[SP4].
+// Threading: a pool's free lists and counters are guarded by its mutex_; the
+// process-wide mapping budget for kMprotect guards is an atomic counter; the
+// overflow handler's view is guard_table.cpp's.
 #include "stack_pool.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <array>
-#include <atomic>
-#include <cerrno>
-#include <cstdint>
+#include <algorithm>
 #include <new>
-#include <system_error>
 
 #include <quiesce/base/assert.hpp>
+
+#include "guard_table.hpp"
 
 #if QUIESCE_ASAN
 #include <sanitizer/asan_interface.h>
@@ -25,73 +21,9 @@
 #endif
 
 namespace quiesce::sched::detail {
-
-/// One entry of the guard-page table. Written under table_mutex by the thread
-/// that maps or unmaps the stack; read lock-free by find_guard() (signal
-/// handlers on any thread), hence atomics. Records are never freed.
-struct GuardRecord {
-    std::atomic<std::uintptr_t> guard_begin{0};  ///< 0 while the record is free
-    std::atomic<std::uintptr_t> guard_end{0};
-    std::atomic<std::size_t> stack_size{0};
-    std::atomic<const char*> label{nullptr};
-    GuardRecord* next_free = nullptr;  ///< guarded by table_mutex
-};
-
 namespace {
 
-constexpr std::size_t kRecordsPerChunk = 256;
-
-struct GuardChunk {
-    std::array<GuardRecord, kRecordsPerChunk> records;
-    GuardChunk* next = nullptr;  // set before the chunk is published, constant after
-};
-
-// Namespace-scope and constant-initialised, with trivial destructors: the
-// table must work before main(), after exit() has run static destructors, and
-// inside signal handlers. Chunks are deliberately immortal (reachable from
-// table_head, so LeakSanitizer does not count them).
-constinit std::mutex table_mutex;
-constinit GuardRecord* table_free = nullptr;  // guarded by table_mutex
-constinit std::atomic<GuardChunk*> table_head{nullptr};
-
-GuardRecord* table_add(std::uintptr_t guard_begin, std::uintptr_t guard_end,
-                       std::size_t stack_size) {
-    GuardRecord* record = nullptr;
-    {
-        std::lock_guard lock(table_mutex);
-        if (table_free == nullptr) {
-            auto* chunk = new GuardChunk;  // may throw std::bad_alloc: nothing changed yet
-            for (GuardRecord& r : chunk->records) {
-                r.next_free = table_free;
-                table_free = &r;
-            }
-            chunk->next = table_head.load(std::memory_order_relaxed);  // relaxed: under the mutex
-            // [SP1] release, pairs with [SP3] in find_guard(): a walker that
-            // sees this chunk sees its constructed records and `next`.
-            table_head.store(chunk, std::memory_order_release);
-        }
-        record = table_free;
-        table_free = record->next_free;
-    }
-    // relaxed: published by the release store of guard_begin below.
-    record->guard_end.store(guard_end, std::memory_order_relaxed);
-    record->stack_size.store(stack_size, std::memory_order_relaxed);
-    record->label.store(nullptr, std::memory_order_relaxed);
-    // [SP2] release, pairs with [SP4] in find_guard(): who sees the range also
-    // sees its end and size.
-    record->guard_begin.store(guard_begin, std::memory_order_release);
-    return record;
-}
-
-void table_remove(GuardRecord* record) noexcept {
-    // relaxed: a walker that still sees the old range reads a record that
-    // stays allocated; it can only matter for a fault in a stack being
-    // unmapped, which runs no fiber. Reuse is ordered by table_mutex.
-    record->guard_begin.store(0, std::memory_order_relaxed);
-    std::lock_guard lock(table_mutex);
-    record->next_free = table_free;
-    table_free = record;
-}
+constexpr std::uint64_t kCanaryWord = 0x5155494553434521;  // "QUIESCE!"
 
 std::size_t round_up(std::size_t n, std::size_t to) noexcept {
     return (n + to - 1) / to * to;
@@ -99,8 +31,7 @@ std::size_t round_up(std::size_t n, std::size_t to) noexcept {
 
 // A stack changes hands: forget what the previous fiber left in the shadow
 // (frames that never returned stay poisoned) and let LSan scan it while a
-// fiber owns it. Released stacks are not scanned: their stale contents would
-// hide leaks.
+// fiber owns it. Free stacks are not scanned: stale contents would hide leaks.
 void begin_use(const FiberStack& stack) noexcept {
 #if QUIESCE_ASAN
     ASAN_UNPOISON_MEMORY_REGION(stack.bottom, stack.size);
@@ -118,43 +49,91 @@ void end_use(const FiberStack& stack) noexcept {
 #endif
 }
 
+std::uint64_t* canary_of(const FiberStack& stack) noexcept {
+    return reinterpret_cast<std::uint64_t*>(static_cast<char*>(stack.bottom) -
+                                            StackPool::kCanaryBytes);
+}
+
 }  // namespace
+
+const char* to_string(GuardMode mode) noexcept {
+    switch (mode) {
+        case GuardMode::kAuto:
+            return "auto";
+        case GuardMode::kMadvise:
+            return "MADV_GUARD_INSTALL";
+        case GuardMode::kMprotect:
+            return "mprotect";
+        case GuardMode::kCanary:
+            return "canary";
+    }
+    return "?";
+}
 
 std::size_t StackPool::page_size() noexcept {
     static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     return page;
 }
 
-StackPool::StackPool(std::size_t stack_size, std::size_t max_cached)
+StackPool::StackPool(std::size_t stack_size, std::size_t max_warm, std::size_t guard_size,
+                     GuardMode mode, std::size_t mprotect_budget)
     : stack_size_(round_up(stack_size == 0 ? 1 : stack_size, page_size())),
-      max_cached_(max_cached) {
-    cache_.reserve(max_cached_ < 1024 ? max_cached_ : 1024);
-}
+      guard_size_(round_up(std::max(guard_size, kCanaryBytes), page_size())),
+      slot_size_(stack_size_ + guard_size_),
+      max_warm_(max_warm),
+      mprotect_budget_(mprotect_budget),
+      mode_(mode) {}
 
 StackPool::~StackPool() {
     std::lock_guard lock(mutex_);
     QUIESCE_CHECK(in_use_ == 0, "StackPool destroyed while fibers still use its stacks");
-    for (const FiberStack& stack : cache_) unmap_stack(stack);
-    cache_.clear();
+    for (const Slab& slab : slabs_) {
+        guard_table_remove(slab.record);
+#if QUIESCE_ASAN
+        // The range may next hold heap or a thread stack: leave no poison.
+        ASAN_UNPOISON_MEMORY_REGION(slab.base, slab.count * slot_size_);
+#endif
+        QUIESCE_CHECK(munmap(slab.base, slab.count * slot_size_) == 0,
+                      "munmap of a fiber stack slab failed");
+    }
+    forget_mprotected(mprotected_);
 }
 
-FiberStack StackPool::acquire() {
+void StackPool::reserve() {
+    std::lock_guard lock(mutex_);
+    if (warm_.size() + cold_.size() <= reserved_) map_slab_locked();  // throws
+    ++reserved_;
+}
+
+void StackPool::unreserve() noexcept {
+    std::lock_guard lock(mutex_);
+    QUIESCE_ASSERT(reserved_ > 0, "unreserve() without reserve()");
+    --reserved_;
+}
+
+FiberStack StackPool::acquire(bool reserved) {
     FiberStack stack;
     {
         std::lock_guard lock(mutex_);
-        if (!cache_.empty()) {
-            stack = cache_.back();
-            cache_.pop_back();
-            ++in_use_;
+        if (reserved) {
+            QUIESCE_CHECK(reserved_ > 0, "StackPool::acquire(true) without a reservation");
+            --reserved_;
+        } else if (warm_.size() + cold_.size() <= reserved_) {
+            map_slab_locked();  // throws: nothing taken yet
         }
-    }
-    if (!stack) {
-        stack = map_stack();  // throws: nothing counted yet
-        std::lock_guard lock(mutex_);
-        ++mapped_total_;
+        stack = take_locked();
+        if (stack.guard == GuardMode::kAuto) protect(stack);
         ++in_use_;
     }
+    if (stack.guard == GuardMode::kCanary) std::fill_n(canary_of(stack), kCanaryBytes / 8, kCanaryWord);
     begin_use(stack);
+    return stack;
+}
+
+FiberStack StackPool::take_locked() {
+    std::vector<FiberStack>& from = warm_.empty() ? cold_ : warm_;
+    FiberStack stack = from.back();
+    from.pop_back();
     return stack;
 }
 
@@ -162,95 +141,48 @@ void StackPool::release(FiberStack stack) noexcept {
     QUIESCE_ASSERT(stack, "release() of an empty FiberStack");
     end_use(stack);
     set_label(stack, nullptr);
-    {
-        std::lock_guard lock(mutex_);
-        QUIESCE_ASSERT(in_use_ > 0, "release() of a stack this pool did not hand out");
-        --in_use_;
-        if (cache_.size() < max_cached_) {
-            try {
-                cache_.push_back(stack);
-                return;
-            } catch (const std::bad_alloc&) {
-                // Fall through: unmapping is always a correct answer.
-            }
+    std::lock_guard lock(mutex_);
+    QUIESCE_ASSERT(in_use_ > 0, "release() of a stack this pool did not hand out");
+    --in_use_;
+    try {
+        if (warm_.size() < max_warm_) {
+            warm_.push_back(stack);
+            return;
         }
+        // Give the pages back; the guard region (madvise or mprotect) stays.
+        (void)madvise(stack.bottom, stack.size, MADV_DONTNEED);
+        cold_.push_back(stack);
+    } catch (const std::bad_alloc&) {
+        // Capacity for every slot was reserved when its slab was mapped.
+        QUIESCE_CHECK(false, "a fiber stack free list could not grow");
     }
-    unmap_stack(stack);
 }
 
-std::size_t StackPool::in_use() const noexcept {
+StackPoolStats StackPool::stats() const {
     std::lock_guard lock(mutex_);
-    return in_use_;
-}
-
-std::size_t StackPool::cached() const noexcept {
-    std::lock_guard lock(mutex_);
-    return cache_.size();
-}
-
-std::size_t StackPool::mapped_total() const noexcept {
-    std::lock_guard lock(mutex_);
-    return mapped_total_;
+    StackPoolStats out;
+    out.in_use = in_use_;
+    out.warm = warm_.size();
+    out.free = warm_.size() + cold_.size();
+    out.reserved = reserved_;
+    out.slots = slots_;
+    out.slabs = slabs_.size();
+    out.guarded = mode_ == GuardMode::kMadvise ? slots_ : mprotected_;
+    out.canary = canaries_;
+    out.mode = mode_;
+    return out;
 }
 
 void StackPool::set_label(const FiberStack& stack, const char* label) noexcept {
-    // relaxed: a single pointer; the reader (an overflow report) tolerates
-    // either value, and the owner of the stack is the only writer.
-    stack.record->label.store(label, std::memory_order_relaxed);
+    guard_table_set_label(stack.slab, stack.slot, label);
 }
 
-bool StackPool::find_guard(const void* addr, GuardHit& hit) noexcept {
-    const auto a = reinterpret_cast<std::uintptr_t>(addr);
-    // [SP3] acquire, pairs with [SP1] in table_add().
-    for (GuardChunk* chunk = table_head.load(std::memory_order_acquire); chunk != nullptr;
-         chunk = chunk->next) {
-        for (const GuardRecord& record : chunk->records) {
-            // [SP4] acquire, pairs with [SP2] in table_add().
-            const std::uintptr_t begin = record.guard_begin.load(std::memory_order_acquire);
-            if (begin == 0 || a < begin) continue;
-            // relaxed: published by [SP2], read after [SP4].
-            if (a >= record.guard_end.load(std::memory_order_relaxed)) continue;
-            hit.stack_size = record.stack_size.load(std::memory_order_relaxed);
-            hit.label = record.label.load(std::memory_order_relaxed);
-            return true;
-        }
-    }
-    return false;
-}
-
-FiberStack StackPool::map_stack() {
-    const std::size_t page = page_size();
-    const std::size_t total = stack_size_ + page;
-    void* base = mmap(nullptr, total, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (base == MAP_FAILED) {
-        throw std::system_error(errno, std::system_category(), "mmap of a fiber stack");
-    }
-    if (mprotect(base, page, PROT_NONE) != 0) {
-        const int err = errno;
-        munmap(base, total);
-        throw std::system_error(err, std::system_category(), "mprotect of a fiber guard page");
-    }
-    const auto guard = reinterpret_cast<std::uintptr_t>(base);
-    FiberStack stack{static_cast<char*>(base) + page, stack_size_, nullptr};
-    try {
-        stack.record = table_add(guard, guard + page, stack_size_);
-    } catch (...) {
-        munmap(base, total);
-        throw;
-    }
-    return stack;
-}
-
-void StackPool::unmap_stack(FiberStack stack) noexcept {
-    table_remove(stack.record);
-    const std::size_t page = page_size();
-#if QUIESCE_ASAN
-    // The address range may next hold heap or a thread stack: leave no poison.
-    ASAN_UNPOISON_MEMORY_REGION(stack.bottom, stack.size);
-#endif
-    const int rc = munmap(static_cast<char*>(stack.bottom) - page, stack.size + page);
-    QUIESCE_CHECK(rc == 0, "munmap of a fiber stack failed");
+bool StackPool::canary_intact(const FiberStack& stack) noexcept {
+    if (__builtin_expect(stack.guard != GuardMode::kCanary, 1)) return true;
+    const std::uint64_t* words = canary_of(stack);
+    std::uint64_t bad = 0;
+    for (std::size_t i = 0; i < kCanaryBytes / 8; ++i) bad |= words[i] ^ kCanaryWord;
+    return bad == 0;
 }
 
 }  // namespace quiesce::sched::detail

@@ -97,7 +97,8 @@ TEST_CASE("a fiber that overflows its stack is reported by name, then aborts",
     CHECK(result.aborted);
     CHECK_THAT(result.output,
                Contains(std::string("quiesce: stack overflow in fiber \"") + fiber +
-                        "\" (stack 65536 bytes); raise SchedulerOptions::fiber_stack_size"));
+                        "\" (stack 65536 bytes, caught by its 64 KiB guard region); raise "
+                        "SchedulerOptions::fiber_stack_size"));
 }
 
 TEST_CASE("a fault outside any guard page goes to the handler installed before",

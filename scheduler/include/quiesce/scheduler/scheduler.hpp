@@ -54,8 +54,13 @@ struct SchedulerOptions {
     bool work_stealing = true;
     /// How often loops compare recent CPU use and move groups (0 = never).
     std::chrono::milliseconds balance_interval{10};
-    /// Usable bytes of each fiber stack (a guard page is added below it).
+    /// Usable bytes of each fiber stack.
     std::size_t fiber_stack_size = 64 * 1024;
+    /// Bytes of the guard region below each fiber stack (whole pages). Larger
+    /// than any stack frame the fibers' code has, so that a frame built
+    /// without -fstack-clash-protection cannot jump over it: it costs address
+    /// space only (scheduler/README.md, "Fiber stacks").
+    std::size_t fiber_guard_size = 64 * 1024;
     /// Thread names are "NAME/i"; stall warnings and logs use it too.
     std::string name = "loop";
 };
@@ -72,9 +77,21 @@ struct LoopStats {
     std::uint64_t busy_cpu_ns = 0;  ///< thread CPU time of group turns (see GroupStats)
 };
 
+/// The fiber stack pool (scheduler/README.md, "Fiber stacks").
+struct FiberStackStats {
+    std::uint64_t in_use = 0;   ///< stacks fibers hold now
+    std::uint64_t mapped = 0;   ///< stack slots mapped (in use, free or reserved)
+    std::uint64_t guarded = 0;  ///< slots with a guard region the hardware enforces
+    std::uint64_t canary = 0;   ///< slots checked by a canary only (mapping budget used up)
+    /// "MADV_GUARD_INSTALL" (Linux 6.13+), "mprotect", or "auto" before the
+    /// first fiber.
+    const char* guard_mode = "auto";
+};
+
 struct SchedulerStats {
     std::vector<LoopStats> loops;
     std::uint64_t groups = 0;  ///< groups alive now
+    FiberStackStats fiber_stacks;
 };
 
 class Scheduler {
@@ -91,7 +108,9 @@ public:
     [[nodiscard]] Group make_group(GroupOptions options = {});
 
     /// A fiber-backed group: its fiber runs `main` on a loop (see fiber.hpp)
-    /// and the group closes when `main` returns. Throws as make_group().
+    /// and the group closes when `main` returns. Its stack is reserved here:
+    /// throws std::system_error (saying why) when none can be mapped, and as
+    /// make_group().
     Group spawn(std::function<void()> main, GroupOptions options = {});
 
     /// Stops accepting posts (closes every group: each loop lets the event it
