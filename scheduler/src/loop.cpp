@@ -103,6 +103,7 @@ void Loop::thread_main(std::promise<void>& ready) noexcept {
     slice_ = options.slice;
     reader_ = &*reader;
     next_balance_ns_ = TimerHeap::now_ns() + scheduler_.balance_interval_ns();
+    sampler_.publish(TimerHeap::now_ns());
     ready.set_value();  // `ready` dies with start()'s frame: not touched again
     run();
     remove_overflow_guard_from_this_thread();
@@ -342,6 +343,10 @@ void Loop::between_turns() {
     }
     turns_since_clock_ = 0;
     std::int64_t now = TimerHeap::now_ns();
+    if (sampler_.due(now)) {
+        sampler_.publish(now);
+        turn_end_fresh_ = false;
+    }
     if (now >= next_timer && timers_.fire_due(now) != 0) turn_end_fresh_ = false;
     if (now >= next_balance_ns_) {
         balance(now);
@@ -372,6 +377,8 @@ void Loop::idle() {
         scheduler_.add_sleeper(1);
         base::futex_wait(sleeping_, 1, timeout);
         scheduler_.add_sleeper(-1);
+        // A stall that starts now is measured from here, not from before the sleep.
+        sampler_.publish(TimerHeap::now_ns());
     }
     sleeping_.store(0, std::memory_order_relaxed);  // relaxed: only this thread sleeps on it
 }

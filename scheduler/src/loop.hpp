@@ -17,6 +17,7 @@
 #include <quiesce/base/mpsc_queue.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "cpu_sample.hpp"
 #include "group_core.hpp"
 #include "timer_heap.hpp"
 
@@ -69,6 +70,9 @@ public:
     [[nodiscard]] std::uint32_t load() const noexcept {
         return load_.load(std::memory_order_relaxed);  // relaxed: a load estimate
     }
+    /// The loop's last (wall, CPU) sample: at start, on each wake-up, and at
+    /// least every 10 ms while it runs turns. For the stall hook.
+    [[nodiscard]] CpuSample cpu_sample() const noexcept { return sampler_.read(); }
     /// The group running now (stall hook; read under the registry mutex).
     [[nodiscard]] GroupCore* running() const noexcept {
         return current_.load(std::memory_order_acquire);  // [L1] pairs with the store in run_turn()
@@ -131,6 +135,7 @@ private:
     std::atomic<std::uint32_t> load_{0};
     std::atomic<GroupCore*> current_{nullptr};
     std::atomic<int> tid_{0};
+    CpuSampler sampler_;
 
     // Counters: written by the loop thread only (relaxed), read by stats().
     std::atomic<std::uint64_t> turns_{0};

@@ -220,35 +220,6 @@ SchedulerStats SchedulerImpl::stats() const {
     return out;
 }
 
-std::string SchedulerImpl::describe_stall(const rcu::StallInfo& info) const {
-    for (const auto& loop : loops_) {
-        if (loop->tid() != info.tid) continue;
-        // Under the registry mutex a group read from running() cannot be
-        // destroyed: the loop clears it before dropping its reference, and the
-        // destructor unlinks under this mutex.
-        std::lock_guard lock(registry_->mutex);
-        std::string text = "scheduler \"";
-        text += options_.name;
-        text += "\" loop ";
-        text += std::to_string(loop->index());
-        if (GroupCore* group = loop->running(); group != nullptr) {
-            text += " is running group \"";
-            text += group->name;
-            text += "\" (#";
-            text += std::to_string(group->id);
-            text += ") for at least ";
-            text += std::to_string(
-                std::chrono::duration_cast<std::chrono::milliseconds>(info.since_quiescent)
-                    .count());
-            text += " ms (an event that neither returns nor yields)";
-        } else {
-            text += " is between groups";
-        }
-        return text;
-    }
-    return {};
-}
-
 }  // namespace detail
 
 Scheduler::Scheduler(SchedulerOptions options)

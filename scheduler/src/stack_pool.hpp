@@ -139,6 +139,10 @@ public:
     /// The system page size.
     [[nodiscard]] static std::size_t page_size() noexcept;
 
+    /// From now on kAuto pools behave as on a kernel without
+    /// MADV_GUARD_INSTALL (mprotect within budget, then canaries). Tests.
+    static void refuse_madvise_guards_for_tests() noexcept;
+
 private:
     struct Slab {
         char* base;

@@ -83,6 +83,10 @@ void log_mode_once(GuardMode mode, std::size_t guard_size) {
 
 }  // namespace
 
+void StackPool::refuse_madvise_guards_for_tests() noexcept {
+    madvise_refused.store(true, std::memory_order_relaxed);
+}
+
 void StackPool::forget_mprotected(std::size_t count) noexcept {
     process_mprotected.fetch_sub(count, std::memory_order_relaxed);  // relaxed: a budget
 }
