@@ -21,6 +21,7 @@ struct LatencyResult {
 // QSBR flavours report a quiescent state every `qs_interval` reads.
 ReadResult ours_qsbr_reads(std::chrono::milliseconds run, int qs_interval);
 ReadResult ours_preemptible_reads(std::chrono::milliseconds run);
+ReadResult ours_pair_reads(std::chrono::milliseconds run);  // read_lock()/read_unlock()
 ReadResult urcu_qsbr_reads(std::chrono::milliseconds run, int qs_interval);
 ReadResult urcu_memb_reads(std::chrono::milliseconds run);
 ReadResult shared_mutex_reads(std::chrono::milliseconds run);

@@ -38,6 +38,24 @@ struct OursPreemptible {
     static void synchronize() { rcu::Domain::default_domain().synchronize(); }
 };
 
+// The non-scoped pair C-style code uses (liburcu's rcu_read_lock() shape),
+// with explicit registration.
+struct OursPair {
+    static int register_reader() {
+        rcu::register_reader_thread();
+        return 0;
+    }
+    static void unregister_reader(int) { rcu::unregister_reader_thread(); }
+    template <typename F>
+    static void read(F&& body) {
+        rcu::read_lock();
+        body();
+        rcu::read_unlock();
+    }
+    static void quiescent(int) {}
+    static void synchronize() { rcu::Domain::default_domain().synchronize(); }
+};
+
 struct Counted : rcu::Head {
     std::atomic<std::size_t>* ran;
 };
@@ -53,6 +71,9 @@ ReadResult ours_qsbr_reads(std::chrono::milliseconds run, int qs_interval) {
 }
 ReadResult ours_preemptible_reads(std::chrono::milliseconds run) {
     return read_throughput<OursPreemptible>(shared_node, run, 1);
+}
+ReadResult ours_pair_reads(std::chrono::milliseconds run) {
+    return read_throughput<OursPair>(shared_node, run, 1);
 }
 LatencyResult ours_qsbr_sync_latency(std::size_t samples) {
     return sync_latency<OursQsbr>(shared_node, samples);

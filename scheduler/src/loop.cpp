@@ -100,6 +100,8 @@ void Loop::thread_main(std::promise<void>& ready) noexcept {
         return;
     }
     clock_ = &*clock;
+    slice_mode_ = clock->mode();
+    slice_ticks_in_kernel_ = clock->ticks_in_kernel();
     slice_ = options.slice;
     reader_ = &*reader;
     next_balance_ns_ = TimerHeap::now_ns() + scheduler_.balance_interval_ns();
@@ -407,6 +409,8 @@ LoopStats Loop::stats() const noexcept {
     out.stolen = stolen_.load(std::memory_order_relaxed);
     out.given = given_.load(std::memory_order_relaxed);
     out.busy_cpu_ns = busy_cpu_ns_.load(std::memory_order_relaxed);
+    out.slice_mode = slice_mode_;
+    out.slice_ticks_in_kernel = slice_ticks_in_kernel_;
     return out;
 }
 

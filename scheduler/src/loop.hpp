@@ -136,6 +136,10 @@ private:
     std::atomic<GroupCore*> current_{nullptr};
     std::atomic<int> tid_{0};
     CpuSampler sampler_;
+    // Set once by the loop thread before start() returns (ordered by the
+    // promise), read by stats().
+    SliceMode slice_mode_ = SliceMode::kAuto;
+    bool slice_ticks_in_kernel_ = false;
 
     // Counters: written by the loop thread only (relaxed), read by stats().
     std::atomic<std::uint64_t> turns_{0};

@@ -234,3 +234,18 @@ TEST_CASE("a real stall of the default domain is reported with the group the loo
     std::string text = captured_log().str();
     CHECK_THAT(text, Catch::Contains("scheduler \"stalling\" loop 0 is running group \"spinner\""));
 }
+
+TEST_CASE("stats say which slice clock each loop uses", "[scheduler][unit]") {
+    {
+        sched::Scheduler scheduler({.threads = 2, .slice_mode = sched::SliceMode::kWallConfirm});
+        for (const auto& loop : scheduler.stats().loops) {
+            CHECK(loop.slice_mode == sched::SliceMode::kWallConfirm);
+            CHECK_FALSE(loop.slice_ticks_in_kernel);
+        }
+    }
+    sched::Scheduler scheduler({.threads = 1});
+    const sched::LoopStats loop = scheduler.stats().loops.at(0);
+    CHECK(loop.slice_mode != sched::SliceMode::kAuto);  // resolved
+    // kAuto takes the perf event only when it counts kernel time.
+    if (loop.slice_mode == sched::SliceMode::kPerfEvent) CHECK(loop.slice_ticks_in_kernel);
+}

@@ -4,6 +4,8 @@
 // message and the source location to stderr, then abort.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 

@@ -2,6 +2,8 @@
 // threads never share a line.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <cstddef>
 
 namespace quiesce::base {

@@ -3,6 +3,8 @@
 // those cannot happen in steady state: it is logged to stderr and aborts.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>

@@ -6,6 +6,8 @@
 // release builds compile out (SPDLOG_ACTIVE_LEVEL is set by meson).
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <memory>
 #include <mutex>
 #include <string>

@@ -4,6 +4,8 @@
 // path where it costs a load and a branch.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>

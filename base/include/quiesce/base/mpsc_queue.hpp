@@ -9,6 +9,8 @@
 // threads when a happens-before edge orders the old one before the new one).
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <atomic>
 
 namespace quiesce::base {

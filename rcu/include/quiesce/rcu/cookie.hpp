@@ -3,6 +3,8 @@
 // Domain::poll(). It never wraps in practice (2^63 grace periods).
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <compare>
 #include <cstdint>
 

@@ -23,6 +23,8 @@
 // preconditions stated on each.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -14,6 +14,8 @@
 // which allocates a record (as liburcu's defer_rcu()).
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <cstddef>
 
 namespace quiesce::rcu {

@@ -19,6 +19,8 @@
 // unless they use compare_exchange().
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <atomic>
 
 namespace quiesce::rcu {

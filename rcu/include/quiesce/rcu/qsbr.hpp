@@ -28,6 +28,8 @@
 // member must be called on that thread. See rcu/README.md, labels [Q1]-[Q4].
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,8 @@
 // Everything rcu/ offers: domains, QSBR and preemptible readers, Ptr.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <quiesce/rcu/cookie.hpp>
 #include <quiesce/rcu/domain.hpp>
 #include <quiesce/rcu/head.hpp>

@@ -30,6 +30,8 @@
 // by the grace-period driver; see rcu/README.md, labels [R1]-[R3].
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <atomic>
 #include <cstdint>
 

@@ -8,6 +8,8 @@
 // on a loop thread and releases it there.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <cstddef>
 #include <memory>
 #include <new>

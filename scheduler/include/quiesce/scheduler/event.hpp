@@ -15,6 +15,8 @@
 // runs its group, never twice at once.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>

@@ -23,6 +23,8 @@
 // thread.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <utility>

@@ -19,6 +19,8 @@
 // happens-before the next, also across loops.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>

@@ -28,6 +28,8 @@
 // handler and only read here.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <cstdint>
 
 namespace quiesce::sched {

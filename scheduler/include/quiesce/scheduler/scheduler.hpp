@@ -16,6 +16,8 @@
 // Threading: every member may be called from any thread except where noted.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -75,6 +77,10 @@ struct LoopStats {
     std::uint64_t stolen = 0;       ///< groups it took from other loops
     std::uint64_t given = 0;        ///< groups it handed to other loops
     std::uint64_t busy_cpu_ns = 0;  ///< thread CPU time of group turns (see GroupStats)
+    /// How need_resched() measures slices on this loop (kAuto resolved), and
+    /// whether its perf event counts kernel time (see SliceMode).
+    SliceMode slice_mode = SliceMode::kAuto;
+    bool slice_ticks_in_kernel = false;
 };
 
 /// The fiber stack pool (scheduler/README.md, "Fiber stacks").

@@ -3,6 +3,8 @@
 // resolves it once, on its own thread.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <string_view>
 
 namespace quiesce::sched {

@@ -6,6 +6,8 @@
 // loop thread, which posts its event to the group.
 #pragma once
 
+#include <quiesce/base/config.hpp>
+
 #include <memory>
 
 namespace quiesce::sched {
