@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
             true);
         auto [pair, memb2] = alternate([&] { return ours_pair_reads(run).reads_per_sec; },
                                        [&] { return urcu_memb_reads(run).reads_per_sec; });
-        row("preemptible reads (read_lock/read_unlock)", "M/s", pair / 1e6,
-            "liburcu urcu-memb", memb2 / 1e6, true);
+        row("preemptible reads (read_lock/read_unlock)", "M/s", pair / 1e6, "liburcu urcu-memb",
+            memb2 / 1e6, true);
         double shm = shared_mutex_reads(run).reads_per_sec;
         row("preemptible reads (ReadLock)", "M/s", ours / 1e6, "std::shared_mutex", shm / 1e6,
             true);

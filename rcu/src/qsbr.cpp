@@ -83,9 +83,10 @@ QsbrReader::~QsbrReader() {
 void QsbrReader::report(std::uint64_t target) noexcept {
     // Slow path (once per grace period, or a read section): checked in every build.
     if (!online_) {
-        base::misuse(fmt::format("QsbrReader::quiescent_state() on the offline QSBR reader '{}' "
-                                 "on {}: call online() first",
-                                 state_->name, base::this_thread_description()));
+        base::misuse(
+            fmt::format("QsbrReader::quiescent_state() on the offline QSBR reader '{}' "
+                        "on {}: call online() first",
+                        state_->name, base::this_thread_description()));
     }
     if (rcu::in_read_section(*domain_)) {
         base::misuse(fmt::format(
@@ -168,7 +169,8 @@ void QsbrReader::check_unprocessed() noexcept {
     }
     const auto timeout = std::chrono::nanoseconds(domain_->impl().options_.stall_timeout).count();
     if (timeout <= 0) return;
-    if (state.unprocessed_warn_ns == 0) state.unprocessed_warn_ns = state.unprocessed_since_ns + timeout;
+    if (state.unprocessed_warn_ns == 0)
+        state.unprocessed_warn_ns = state.unprocessed_since_ns + timeout;
     if (now < state.unprocessed_warn_ns) return;
     const auto age = now - state.unprocessed_since_ns;
     state.unprocessed_warn_ns = state.unprocessed_since_ns + 2 * age;  // back off: 1x, 2x, 4x ...

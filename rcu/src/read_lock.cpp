@@ -49,8 +49,10 @@ void unregister_thread(void* arg) noexcept {
         std::lock_guard lock(registry_mutex());
         for (PreemptibleRecord* record : records->records) {
             if (record->reader->in_section()) {
-                base::misuse("thread exited inside an rcu read section (a read_lock() without "
-                             "its read_unlock()) on " + base::this_thread_description());
+                base::misuse(
+                    "thread exited inside an rcu read section (a read_lock() without "
+                    "its read_unlock()) on " +
+                    base::this_thread_description());
             }
             if (record->domain != nullptr) record->domain->remove_preemptible(*record);
             delete record;

@@ -164,9 +164,10 @@ void DomainImpl::warn_barrier(Clock::duration waited) noexcept {
             for (QsbrState* state : qsbr_) {
                 std::lock_guard cb_lock(state->cb_mutex);
                 if (state->barrier_head == nullptr) continue;  // answered, or offline
-                readers += fmt::format("\n  QSBR reader '{}' (tid {}) has not called "
-                                       "process_callbacks() since barrier() began",
-                                       state->name, state->tid);
+                readers += fmt::format(
+                    "\n  QSBR reader '{}' (tid {}) has not called "
+                    "process_callbacks() since barrier() began",
+                    state->name, state->tid);
             }
         }
         if (readers.empty()) readers = " callbacks still running or waiting for a grace period";

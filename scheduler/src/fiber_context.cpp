@@ -81,8 +81,7 @@ struct FiberContext::Trampoline {
     }
 };
 
-FiberContext::FiberContext(StackPool& pool, std::string name, Entry entry, void* arg,
-                           bool reserved)
+FiberContext::FiberContext(StackPool& pool, std::string name, Entry entry, void* arg, bool reserved)
     : pool_(&pool),
       stack_(pool.acquire(reserved)),
       name_(std::move(name)),

@@ -77,8 +77,7 @@ public:
     /// StackPool::reserve() and cannot fail; otherwise throws
     /// std::system_error if no stack can be mapped. Thread: any, outside
     /// this fiber.
-    FiberContext(StackPool& pool, std::string name, Entry entry, void* arg,
-                 bool reserved = false);
+    FiberContext(StackPool& pool, std::string name, Entry entry, void* arg, bool reserved = false);
 
     /// Cancels the fiber if it is suspended inside `entry` (see cancel()),
     /// ends it and returns its stack. Thread: any but the fiber itself.

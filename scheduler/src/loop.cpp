@@ -249,7 +249,8 @@ bool Loop::run_events(GroupCore* group) {
 void Loop::report_open_read_section(const GroupCore* group) noexcept {
     base::misuse("an event of group \"" + group->name + "\" (#" + std::to_string(group->id) +
                  ") returned inside an rcu read section (a read_lock() without its "
-                 "read_unlock()) on loop " + std::to_string(index_) +
+                 "read_unlock()) on loop " +
+                 std::to_string(index_) +
                  ": the loop would hold up every grace period. End read sections before "
                  "returning; loop code reads RCU data with no lock at all");
 }

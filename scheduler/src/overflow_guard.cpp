@@ -145,8 +145,9 @@ void report_canary_overflow(const char* label, std::size_t stack_size) noexcept 
     m.add(label != nullptr ? label : "(unnamed)");
     m.add("\" (stack ");
     m.add(stack_size);
-    m.add(" bytes, found by the canary below it: this stack has no guard region because the "
-          "vm.max_map_count budget is used up); raise SchedulerOptions::fiber_stack_size\n");
+    m.add(
+        " bytes, found by the canary below it: this stack has no guard region because the "
+        "vm.max_map_count budget is used up); raise SchedulerOptions::fiber_stack_size\n");
     m.write_to_stderr();
     std::abort();
 }

@@ -100,8 +100,7 @@ public:
     /// Opens the event with a sample every `period_ns` of this thread's CPU
     /// time and maps 1 + 2 pages (1 + 1 if the mlock allowance is short).
     /// Throws std::system_error when perf_event_open() or mmap() refuses.
-    explicit PerfTaskClock(std::uint64_t period_ns,
-                           KernelTicks kernel = KernelTicks::kPreferred);
+    explicit PerfTaskClock(std::uint64_t period_ns, KernelTicks kernel = KernelTicks::kPreferred);
     ~PerfTaskClock();
     PerfTaskClock(const PerfTaskClock&) = delete;
     PerfTaskClock(PerfTaskClock&&) = delete;

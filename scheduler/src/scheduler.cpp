@@ -82,7 +82,7 @@ SchedulerImpl::SchedulerImpl(Scheduler& api, SchedulerOptions options)
         return view->scheduler != nullptr ? view->scheduler->describe_stall(info) : std::string();
     });
     logger().debug("scheduler \"{}\": {} loops, slice {} us", options_.name, count,
-                  options_.slice.count());
+                   options_.slice.count());
 }
 
 void SchedulerImpl::start_loops() {

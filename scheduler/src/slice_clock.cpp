@@ -49,10 +49,10 @@ SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred,
         // network server's groups live in system calls (measured in
         // docs/BENCHMARKS.md: 1.3x the slice on average, 2x at p90, against
         // 1.0x for the wall timer). A forced kPerfEvent takes what it gets.
-        const detail::KernelTicks kernel =
-            preferred == SliceMode::kAuto ? detail::KernelTicks::kRequired
-            : kernel_ticks_allowed        ? detail::KernelTicks::kPreferred
-                                          : detail::KernelTicks::kExcluded;
+        const detail::KernelTicks kernel = preferred == SliceMode::kAuto
+                                               ? detail::KernelTicks::kRequired
+                                           : kernel_ticks_allowed ? detail::KernelTicks::kPreferred
+                                                                  : detail::KernelTicks::kExcluded;
         if (preferred == SliceMode::kAuto && !kernel_ticks_allowed) {
             fallback_reason = "perf_event_open counting kernel time: refused (simulated)";
         } else if (preferred != SliceMode::kWallConfirm) {
@@ -119,7 +119,8 @@ void SliceClock::log_mode(const char* fallback_reason) const {
     // per process at warn, with its reason and its cost.
     static std::atomic<bool> warned{false};
     auto& logger = detail::logger();
-    const bool fallback = fallback_reason != nullptr || (perf_ != nullptr && !perf_->counts_kernel());
+    const bool fallback =
+        fallback_reason != nullptr || (perf_ != nullptr && !perf_->counts_kernel());
     // relaxed: only picks the level of one log line.
     const auto level = fallback && !warned.exchange(true, std::memory_order_relaxed)
                            ? spdlog::level::warn

@@ -125,7 +125,8 @@ FiberStack StackPool::acquire(bool reserved) {
         if (stack.guard == GuardMode::kAuto) protect(stack);
         ++in_use_;
     }
-    if (stack.guard == GuardMode::kCanary) std::fill_n(canary_of(stack), kCanaryBytes / 8, kCanaryWord);
+    if (stack.guard == GuardMode::kCanary)
+        std::fill_n(canary_of(stack), kCanaryBytes / 8, kCanaryWord);
     begin_use(stack);
     return stack;
 }

@@ -68,9 +68,10 @@ std::size_t process_mprotect_budget() {
 void log_mode_once(GuardMode mode, std::size_t guard_size) {
     if (mode_logged.exchange(true, std::memory_order_relaxed)) return;
     if (mode == GuardMode::kMadvise) {
-        logger().debug("fiber stacks: {} KiB guard regions by MADV_GUARD_INSTALL (no mapping "
-                       "per stack: vm.max_map_count does not limit fibers)",
-                       guard_size / 1024);
+        logger().debug(
+            "fiber stacks: {} KiB guard regions by MADV_GUARD_INSTALL (no mapping "
+            "per stack: vm.max_map_count does not limit fibers)",
+            guard_size / 1024);
     } else if (mode == GuardMode::kMprotect) {
         logger().warn(
             "fiber stacks: this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+), so each {} KiB "
@@ -93,10 +94,11 @@ void StackPool::forget_mprotected(std::size_t count) noexcept {
 
 std::string StackPool::describe_failure(int err, const char* what) const {
     return fmt::format(
-        "{} ({} KiB stack + {} KiB guard per fiber; this pool has {} stacks in use, {} "
-        "reserved; vm.max_map_count = {}, {} mappings now)",
-        what, stack_size_ / 1024, guard_size_ / 1024, in_use_, reserved_, max_map_count(),
-        count_maps()) + (err == ENOMEM ? ": out of address space or mappings" : "");
+               "{} ({} KiB stack + {} KiB guard per fiber; this pool has {} stacks in use, {} "
+               "reserved; vm.max_map_count = {}, {} mappings now)",
+               what, stack_size_ / 1024, guard_size_ / 1024, in_use_, reserved_, max_map_count(),
+               count_maps()) +
+           (err == ENOMEM ? ": out of address space or mappings" : "");
 }
 
 void StackPool::map_slab_locked() {
@@ -145,8 +147,8 @@ void StackPool::map_slab_locked() {
     if (automatic) log_mode_once(mode_, guard_size_);
     // Lowest address last, so it is handed out first.
     for (std::size_t i = count; i-- > 0;) {
-        cold_.push_back(FiberStack{base + i * slot_size_ + guard_size_, stack_size_, record,
-                                   i, slot_mode});
+        cold_.push_back(
+            FiberStack{base + i * slot_size_ + guard_size_, stack_size_, record, i, slot_mode});
     }
     slabs_.push_back(Slab{base, count, record});
     slots_ += count;

@@ -59,12 +59,14 @@ std::string SchedulerImpl::describe_stall(const rcu::StallInfo& info) const {
         // destroyed: the loop clears it before dropping its reference, and the
         // destructor unlinks under this mutex.
         std::lock_guard lock(registry_->mutex);
-        const std::string who = fmt::format("scheduler \"{}\" loop {}", options_.name, loop->index());
+        const std::string who =
+            fmt::format("scheduler \"{}\" loop {}", options_.name, loop->index());
         GroupCore* group = loop->running();
-        const std::string what =
-            group != nullptr ? fmt::format("group \"{}\" (#{})", group->name, group->id)
-                             : std::string("no group (between groups: timers, callbacks)");
-        const auto held = std::chrono::duration_cast<std::chrono::milliseconds>(info.since_quiescent);
+        const std::string what = group != nullptr
+                                     ? fmt::format("group \"{}\" (#{})", group->name, group->id)
+                                     : std::string("no group (between groups: timers, callbacks)");
+        const auto held =
+            std::chrono::duration_cast<std::chrono::milliseconds>(info.since_quiescent);
         // CPU time the loop thread used since its last sample (taken when it
         // woke, and every 10 ms while it ran turns), against the wall time.
         const CpuSample sample = loop->cpu_sample();

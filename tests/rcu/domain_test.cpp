@@ -78,7 +78,6 @@ TEST_CASE("the default domain reports its read mode", "[rcu][unit]") {
     CHECK(forced.read_mode() == rcu::ReadMode::kFences);
 }
 
-
 QUIESCE_DEATH_CASE(destroy_with_registered_reader) {
     auto* domain = new rcu::Domain({.name = "death"});
     static rcu::QsbrReader* leaked = new rcu::QsbrReader(*domain);

@@ -279,7 +279,7 @@ TEST_CASE("threads register and unregister as readers explicitly", "[rcu][unit]"
         rcu::unregister_reader_thread(domain);
         CHECK(domain.stats().preemptible_readers == 0);
         rcu::unregister_reader_thread(domain);  // no-op
-        { rcu::ReadLock lock(domain); }  // registers again
+        { rcu::ReadLock lock(domain); }         // registers again
         CHECK(domain.stats().preemptible_readers == 1);
         rcu::unregister_reader_thread(domain);
         domain.synchronize();  // nothing to wait for

@@ -297,7 +297,8 @@ QUIESCE_DEATH_CASE(event_returns_in_read_section) {
     std::this_thread::sleep_for(10s);
 }
 
-TEST_CASE("a fiber suspending inside an rcu::ReadLock aborts, in every build", "[scheduler][unit]") {
+TEST_CASE("a fiber suspending inside an rcu::ReadLock aborts, in every build",
+          "[scheduler][unit]") {
     auto [name, fiber] = GENERATE(table<const char*, const char*>({
         {"yield_in_read_lock", "reached a suspension point"},
         {"park_in_read_lock_pair", "\"parker\" reached a suspension point"},

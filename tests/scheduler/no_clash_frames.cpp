@@ -23,7 +23,7 @@ QUIESCE_REAL_FRAMES void big_frame(std::size_t frame_kib) {
 QUIESCE_REAL_FRAMES void fill_16k() {
     char frame[16 * 1024];
     for (char& c : frame) *static_cast<volatile char*>(&c) = 0x77;  // not memset: not intercepted
-    asm volatile("" : : "r"(frame) : "memory");  // keep the stores
+    asm volatile("" : : "r"(frame) : "memory");                     // keep the stores
 }
 
 QUIESCE_REAL_FRAMES void descend(const void* bottom, std::size_t margin) {

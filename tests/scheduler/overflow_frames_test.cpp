@@ -126,9 +126,9 @@ TEST_CASE("unprobed 7-16 KiB frames overflowing a fiber are caught and name it, 
             auto result = test::run_death_case("big_frames_" + std::to_string(frame) + "_" +
                                                std::to_string(neighbours));
             CHECK(result.aborted);
-            CHECK_THAT(result.output,
-                       Contains("quiesce: stack overflow in fiber \"" + name + "\" (stack 65536 "
-                                "bytes, caught by its 64 KiB guard region)"));
+            CHECK_THAT(result.output, Contains("quiesce: stack overflow in fiber \"" + name +
+                                               "\" (stack 65536 "
+                                               "bytes, caught by its 64 KiB guard region)"));
             CHECK_THAT(result.output, !Contains("\"neighbour"));
             named += result.aborted && result.output.find(name) != std::string::npos;
         }

@@ -6,9 +6,9 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <unistd.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -432,7 +432,6 @@ TEST_CASE("syscall-heavy groups get their slice in the mode kAuto picks", "[sche
         CHECK_FALSE(clock.ticks_in_kernel());
         user_only = syscall_heavy_turns(clock, kSlice, kTurns);
     }).join();
-    WARN("user-time-only perf event: syscall-heavy turns use " << user_only.median
-                                                               << "x the slice (median), "
-                                                               << user_only.p90 << "x (p90)");
+    WARN("user-time-only perf event: syscall-heavy turns use "
+         << user_only.median << "x the slice (median), " << user_only.p90 << "x (p90)");
 }

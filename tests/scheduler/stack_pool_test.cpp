@@ -19,12 +19,12 @@
 #include "guard_table.hpp"
 #include "stack_pool.hpp"
 
+using Catch::Matchers::Contains;
 using quiesce::sched::detail::FiberStack;
 using quiesce::sched::detail::guard_table_find;
 using quiesce::sched::detail::GuardHit;
 using quiesce::sched::detail::GuardMode;
 using quiesce::sched::detail::StackPool;
-using Catch::Matchers::Contains;
 
 namespace {
 
@@ -91,8 +91,7 @@ TEST_CASE("a pooled stack is page-rounded and writable end to end", "[scheduler]
     }
 }
 
-TEST_CASE("the whole guard region below a stack faults and names its owner",
-          "[scheduler][unit]") {
+TEST_CASE("the whole guard region below a stack faults and names its owner", "[scheduler][unit]") {
     for (GuardMode mode : guarded_modes()) {
         CAPTURE(to_string(mode));
         StackPool pool(64 * 1024, 4, 64 * 1024, mode);

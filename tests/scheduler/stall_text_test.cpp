@@ -110,15 +110,17 @@ TEST_CASE("a stall of a loop the kernel does not run says the thread is starved"
         }
         spinning = true;
         const auto deadline = std::chrono::steady_clock::now() + 5s;
-        while (!stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
+        while (!stop.load(std::memory_order_relaxed) &&
+               std::chrono::steady_clock::now() < deadline) {
         }
     });
     REQUIRE(test::wait_until([&] { return spinning.load() || refused.load() != 0; }));
     if (refused.load() != 0) {
         spinner.join();
         gate.open();
-        WARN("SCHED_FIFO refused here (no CAP_SYS_NICE or no RT budget): the starved wording "
-             "is not tested");
+        WARN(
+            "SCHED_FIFO refused here (no CAP_SYS_NICE or no RT budget): the starved wording "
+            "is not tested");
         return;
     }
     const std::string text = stall_text_after(scheduler, 600ms);

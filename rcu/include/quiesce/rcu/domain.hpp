@@ -102,10 +102,10 @@ using StallHook = std::function<std::string(const StallInfo&)>;
 
 /// Counters, read with relaxed loads: a snapshot, not a consistent cut.
 struct DomainStats {
-    std::uint64_t grace_periods = 0;        ///< completed
-    std::uint64_t expedited = 0;            ///< synchronize_expedited() calls
-    std::uint64_t callbacks_invoked = 0;    ///< by the domain callback thread
-    std::uint64_t stall_warnings = 0;       ///< logged (counted after the line is written)
+    std::uint64_t grace_periods = 0;      ///< completed
+    std::uint64_t expedited = 0;          ///< synchronize_expedited() calls
+    std::uint64_t callbacks_invoked = 0;  ///< by the domain callback thread
+    std::uint64_t stall_warnings = 0;     ///< logged (counted after the line is written)
     /// Warnings about callbacks that do not run: a QSBR reader that queues
     /// callbacks without calling process_callbacks(), a barrier() that waits
     /// stall_timeout for such a reader.

@@ -105,8 +105,8 @@ struct alignas(base::kNoFalseSharing) PreemptibleReader {
 /// object (like liburcu's): constant-initialised and initial-exec, so it is
 /// reached %fs-relative with no pointer to follow and no TLS wrapper call.
 /// Defined once, in the library (one copy also when linked as a .so).
-[[gnu::tls_model("initial-exec")]] extern constinit thread_local PreemptibleReader
-    tls_default_reader;
+[[gnu::tls_model(
+    "initial-exec")]] extern constinit thread_local PreemptibleReader tls_default_reader;
 
 /// Slow paths: register the calling thread (once per thread and domain).
 [[gnu::cold]] void register_default_reader();
