@@ -132,7 +132,8 @@ TEST_CASE("with MADV_GUARD_INSTALL a thousand guarded stacks add a few mappings"
     CHECK(stats.guarded >= 1000);
     CHECK(stats.canary == 0);
     CHECK(stats.slabs <= 8);
-    CHECK(count_maps() <= maps_before + stats.slabs);  // not 2 per stack
+    // Not 2 per stack (2,000); the slack is for the sanitizers' own mappings.
+    CHECK(count_maps() < maps_before + stats.slabs + 100);
     for (const FiberStack& s : stacks) CHECK_FALSE(readable(byte_at(s.bottom, -1)));
     for (const FiberStack& s : stacks) pool.release(s);
 }
