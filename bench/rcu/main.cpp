@@ -1,7 +1,9 @@
 // bench/rcu: quiesce's RCU against liburcu (urcu-qsbr, urcu-memb) and
 // std::shared_mutex, all in one run. Each comparison alternates ours and the
 // anchor for several rounds and prints the medians and their ratio (above 1:
-// ours is better). Usage: rcu_bench [seconds-per-throughput-run] [rounds]
+// ours is better). Usage: rcu_bench [seconds-per-throughput-run] [rounds] [sections]
+// sections: any of r (read throughput), s (synchronize latency), c (callbacks);
+// default all.
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -48,11 +50,16 @@ void latency_rows(const char* what, LatencyResult (*ours)(std::size_t), const ch
     row(p99.c_str(), "us", quantile(ours_p99, .5), anchor_name, quantile(anchor_p99, .5), false);
 }
 
+void reads(std::chrono::milliseconds run);
+void sync_latency_rows();
+void callbacks();
+
 }  // namespace
 
 int main(int argc, char** argv) {
     double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
     if (argc > 2) rounds = std::atoi(argv[2]);
+    const std::string sections = argc > 3 ? argv[3] : "rsc";
     auto run = std::chrono::milliseconds(static_cast<long>(seconds * 1000));
     std::printf("quiesce rcu benchmark on %s\n", machine().c_str());
     std::printf(
@@ -60,6 +67,15 @@ int main(int argc, char** argv) {
         "rounds\n\n",
         seconds, rounds);
 
+    if (sections.find('r') != std::string::npos) reads(run);
+    if (sections.find('s') != std::string::npos) sync_latency_rows();
+    if (sections.find('c') != std::string::npos) callbacks();
+    return 0;
+}
+
+namespace {
+
+void reads(std::chrono::milliseconds run) {
     std::printf(
         "-- read-side throughput per reader thread (updater: replace + synchronize + free, "
         "paced at 20k/s)\n");
@@ -83,7 +99,9 @@ int main(int argc, char** argv) {
         row("preemptible reads (ReadLock)", "M/s", ours / 1e6, "std::shared_mutex", shm / 1e6,
             true);
     }
+}
 
+void sync_latency_rows() {
     std::printf(
         "\n-- synchronize() latency while a reader reads back to back (us; ratio = anchor/ours)\n");
     const std::size_t samples = 2000;
@@ -91,7 +109,9 @@ int main(int argc, char** argv) {
                  urcu_qsbr_sync_latency, samples);
     latency_rows("synchronize, preemptible reader", ours_preemptible_sync_latency,
                  "liburcu urcu-memb", urcu_memb_sync_latency, samples);
+}
 
+void callbacks() {
     std::printf("\n-- callback throughput (queue N, wait until all ran; callbacks/s)\n");
     const std::size_t n = 1'000'000;
     {
@@ -106,5 +126,6 @@ int main(int argc, char** argv) {
         row("call() on a plain thread", "M/s", ours / 1e6, "urcu-memb call_rcu", theirs / 1e6,
             true);
     }
-    return 0;
 }
+
+}  // namespace

@@ -71,10 +71,14 @@ struct SliceTls {
 /// thread-local behind it) across a yield: fibers migrate between loops. The
 /// scheduler's out-of-line yield_if_needed() re-reads it after each switch.
 /// Memory ordering: none; the counter is read relaxed (it orders nothing).
-/// Cost: two loads, a compare and a not-taken branch (4 instructions, 0.28 ns
-/// per call in a tight loop, release build) until the slice may be over;
-/// then, once per tick (twice per slice), a cold call: ~32 ns in kPerfEvent
-/// mode, one CLOCK_THREAD_CPUTIME_ID read (0.6-1.4 µs) in kWallConfirm mode.
+/// Cost: three loads (the tick pointer and the deadline %fs-relative, the
+/// tick word through the pointer), a compare and a not-taken branch until the
+/// slice may be over: 4 instructions where the compiler keeps the thread-
+/// local's offset in a register (a loop), 5 where it reloads it (an
+/// immediate when linked statically; a load from the GOT, so 4 loads, with the
+/// shared library). About 0.5 ns per call in a loop, release build. Then,
+/// once per tick (twice per slice), a cold call: ~32 ns in kPerfEvent mode,
+/// one CLOCK_THREAD_CPUTIME_ID read (0.5-1.4 µs) in kWallConfirm mode.
 [[nodiscard]] inline bool need_resched() noexcept {
     // Named directly, not through a reference: g++ 12 with ASan+UBSan checks
     // a reference to a thread-local for null with flags left by ASan's shadow
