@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <quiesce/base/futex.hpp>
+#include <quiesce/base/signals.hpp>
 #include "domain_impl.hpp"
 #include "log.hpp"
 
@@ -52,6 +53,7 @@ void DomainImpl::wake_worker() noexcept {
         std::lock_guard lock(queue_mutex_);
         if (!worker_.joinable()) {
             try {
+                base::SignalBlock block;  // the callback thread takes no async signal
                 worker_ = std::thread([this] { worker_main(); });
             } catch (const std::system_error& error) {
                 logger().critical("domain '{}': cannot start its callback thread: {}",

@@ -19,6 +19,7 @@
 #include <quiesce/base/assert.hpp>
 #include <quiesce/base/futex.hpp>
 #include <quiesce/base/misuse.hpp>
+#include <quiesce/base/signals.hpp>
 #include <quiesce/rcu/qsbr.hpp>
 #include <quiesce/rcu/read_lock.hpp>
 
@@ -65,7 +66,10 @@ GroupCore* Loop::current_group() noexcept {
 void Loop::start() {
     std::promise<void> ready;
     std::future<void> started = ready.get_future();
-    thread_ = std::thread([this, &ready] { thread_main(ready); });
+    {
+        base::SignalBlock block;  // loops take no async signal but their tick signal
+        thread_ = std::thread([this, &ready] { thread_main(ready); });
+    }
     try {
         started.get();
     } catch (...) {

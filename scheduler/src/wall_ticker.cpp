@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include <quiesce/base/assert.hpp>
+#include <quiesce/base/signals.hpp>
 
 namespace quiesce::sched::detail {
 namespace {
@@ -57,7 +58,7 @@ void install_handler(void (*handler)(int, siginfo_t*, void*)) {
 }  // namespace
 
 int tick_signal() noexcept {
-    return SIGRTMAX - 3;
+    return base::tick_signal();  // left unblocked by base::SignalBlock
 }
 
 WallTicker::WallTicker(std::uint64_t period_ns) : period_ns_(period_ns) {

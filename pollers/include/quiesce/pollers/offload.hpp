@@ -1,0 +1,276 @@
+// OffloadPool: a bounded pool of threads for blocking calls (DNS, a database
+// driver, fsync, a compression library) so that no loop ever blocks. The
+// result comes back to the group that asked, as an event, or, in a fiber, as
+// the return value of a straight-line call that suspends until it is back.
+//
+//     pollers::OffloadPool pool({.threads = 4, .queue_capacity = 256});
+//     pool.start();
+//
+//     // a stackless group: told when the queue is full
+//     bool queued = pool.try_submit(group, [host] { return resolve(host); },
+//                                   [](pollers::Outcome<Address> got) { use(got.value()); });
+//
+//     // a fiber: waits its turn when the queue is full, rethrows fn's exception
+//     Address a = pool.call([host] { return resolve(host); });
+//
+// Bounded: at most `threads` calls run and `queue_capacity` wait; nothing is
+// dropped and memory does not grow with the load. Tokio's blocking pool grows
+// to 512 threads with an unbounded queue; Seastar has one thread per shard.
+//
+// Limits: the callable runs on a pool thread, not on the group's loop: it
+// must not touch the group's state (hand results back through `done` or the
+// return value); it reads RCU data through rcu::ReadLock. stop() waits for
+// the calls that run; queued ones are completed with an error Outcome
+// (std::errc::operation_canceled), so every `done` runs exactly once while
+// its group is open.
+//
+// Threading: try_submit() from any thread; call() on a fiber; start()/stop()
+// from one thread at a time.
+#pragma once
+
+#include <quiesce/base/config.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <quiesce/pollers/poller.hpp>
+#include <quiesce/scheduler/fiber.hpp>
+#include <quiesce/scheduler/group.hpp>
+
+namespace quiesce::pollers {
+
+/// A value or the exception that replaced it.
+template <typename T>
+class Outcome {
+public:
+    explicit Outcome(T value) : value_(std::move(value)) {}
+    explicit Outcome(std::exception_ptr error) noexcept : error_(std::move(error)) {}
+    [[nodiscard]] bool ok() const noexcept { return !error_; }
+    /// The value; rethrows the exception if there is one.
+    T& value() & {
+        if (error_) std::rethrow_exception(error_);
+        return *value_;
+    }
+    T&& value() && {
+        if (error_) std::rethrow_exception(error_);
+        return std::move(*value_);
+    }
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+
+private:
+    std::optional<T> value_;
+    std::exception_ptr error_;
+};
+
+template <>
+class Outcome<void> {
+public:
+    Outcome() noexcept = default;
+    explicit Outcome(std::exception_ptr error) noexcept : error_(std::move(error)) {}
+    [[nodiscard]] bool ok() const noexcept { return !error_; }
+    void value() const {
+        if (error_) std::rethrow_exception(error_);
+    }
+    [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+
+private:
+    std::exception_ptr error_;
+};
+
+struct OffloadOptions {
+    /// Threads that run calls (at least 1).
+    unsigned threads = 4;
+    /// Calls that may wait for a thread (at least 1); past it try_submit()
+    /// returns false and call() waits its turn.
+    std::size_t queue_capacity = 1024;
+    /// Thread names are "NAME/i"; logs use it too.
+    std::string name = "offload";
+};
+
+struct OffloadStats {
+    std::uint64_t completed = 0;  ///< calls that ran
+    std::uint64_t refused = 0;    ///< try_submit() calls told the queue was full
+    std::uint64_t waited = 0;     ///< call()s that waited for queue space
+    std::uint64_t queued = 0;     ///< waiting now
+    std::uint64_t running = 0;    ///< running now
+};
+
+namespace detail {
+
+/// One call in flight: run on a pool thread, then delivered. Owned by the
+/// pool's queue, then by whoever delivers it.
+struct OffloadJob {
+    virtual ~OffloadJob() = default;
+    /// Runs the callable on a pool thread; keeps its result or exception.
+    virtual void run() noexcept = 0;
+    /// Hands the result over (posts to the group, or wakes the fiber); may
+    /// delete the job. `cancelled`: the pool stopped before it ran.
+    virtual void deliver(bool cancelled) noexcept = 0;
+};
+
+class OffloadQueue;
+
+}  // namespace detail
+
+class OffloadPool final : public Poller {
+public:
+    explicit OffloadPool(OffloadOptions options = {});
+    /// stop().
+    ~OffloadPool() override;
+
+    void start() override;
+    void stop() noexcept override;
+
+    /// Runs `fn()` on a pool thread, then `done(Outcome<R>)` as an event of
+    /// `group` (R is fn's result). Returns false, running nothing, when the
+    /// queue is full or the pool is not running. Thread: any. Cost: one
+    /// allocation, a mutex, and a futex wake-up if a thread sleeps.
+    template <typename F, typename Done>
+    [[nodiscard]] bool try_submit(const sched::Group& group, F&& fn, Done&& done);
+
+    /// In a fiber: runs `fn()` on a pool thread and returns its result (or
+    /// rethrows its exception). Waits its turn when the queue is full.
+    /// Throws std::system_error(operation_canceled) if the pool stops first.
+    /// Yields: yes (a quiescent state).
+    template <typename F>
+    std::invoke_result_t<F&> call(F&& fn);
+
+    [[nodiscard]] OffloadStats stats() const;
+    [[nodiscard]] const OffloadOptions& options() const noexcept { return options_; }
+
+private:
+    /// Queues `job` (ownership passes on success). `wait`: in a fiber, park
+    /// until there is room instead of refusing.
+    bool enqueue(std::unique_ptr<detail::OffloadJob>& job, bool wait);
+
+    const OffloadOptions options_;
+    std::unique_ptr<detail::OffloadQueue> queue_;
+};
+
+namespace detail {
+
+template <typename F>
+using OffloadResult = std::invoke_result_t<F&>;
+
+/// Runs `fn` and keeps its result or exception.
+template <typename F>
+struct OffloadCall {
+    F fn;
+    std::optional<Outcome<OffloadResult<F>>> outcome;
+    void run() noexcept {
+        try {
+            if constexpr (std::is_void_v<OffloadResult<F>>) {
+                fn();
+                outcome.emplace();
+            } else {
+                outcome.emplace(fn());
+            }
+        } catch (...) {
+            outcome.emplace(std::current_exception());
+        }
+    }
+    void cancel() noexcept {
+        outcome.emplace(std::make_exception_ptr(
+            std::system_error(std::make_error_code(std::errc::operation_canceled),
+                              "the offload pool stopped before the call ran")));
+    }
+};
+
+/// A stackless submission: the outcome goes to `done` on `group`.
+template <typename F, typename Done>
+struct GroupJob final : OffloadJob {
+    GroupJob(sched::Group g, F f, Done d)
+        : group(std::move(g)), call{std::move(f), {}}, done(std::move(d)) {}
+    void run() noexcept override { call.run(); }
+    void deliver(bool cancelled) noexcept override {
+        if (cancelled) call.cancel();
+        struct Deliver {
+            std::unique_ptr<GroupJob> job;
+            void operator()() { job->done(std::move(*job->call.outcome)); }
+        };
+        // A closed group drops the node, and with it the job.
+        (void)group.post(Deliver{std::unique_ptr<GroupJob>(this)});
+    }
+    sched::Group group;
+    OffloadCall<F> call;
+    Done done;
+};
+
+/// A fiber's call. Whoever of the pool (deliver) and the fiber comes second
+/// frees the job: the fiber after it saw the result, or the pool when the
+/// fiber was cancelled (its group closed) while it waited.
+template <typename F>
+struct FiberJob final : OffloadJob {
+    static constexpr int kPending = 0, kFinished = 1, kAbandoned = 2;
+    FiberJob(F f, sched::FiberWaker w) : call{std::move(f), {}}, waker(std::move(w)) {}
+    void run() noexcept override { call.run(); }
+    void deliver(bool cancelled) noexcept override {
+        if (cancelled) call.cancel();
+        sched::FiberWaker wake = waker;  // copied out: the fiber may free us
+        // [OF1] acq_rel, pairs with [OF2]: the result happens-before the
+        // fiber reads it; an abandoned job is ours to free.
+        if (state.exchange(kFinished, std::memory_order_acq_rel) == kAbandoned) {
+            delete this;
+            return;
+        }
+        (void)wake.wake();
+    }
+    OffloadCall<F> call;
+    sched::FiberWaker waker;
+    std::atomic<int> state{kPending};
+};
+
+}  // namespace detail
+
+template <typename F, typename Done>
+bool OffloadPool::try_submit(const sched::Group& group, F&& fn, Done&& done) {
+    using Job = detail::GroupJob<std::decay_t<F>, std::decay_t<Done>>;
+    std::unique_ptr<detail::OffloadJob> job =
+        std::make_unique<Job>(group, std::forward<F>(fn), std::forward<Done>(done));
+    return enqueue(job, /*wait=*/false);
+}
+
+template <typename F>
+std::invoke_result_t<F&> OffloadPool::call(F&& fn) {
+    using Job = detail::FiberJob<std::decay_t<F>>;
+    auto owned = std::make_unique<Job>(std::forward<F>(fn), sched::this_fiber::waker());
+    Job* job = owned.get();
+    std::unique_ptr<detail::OffloadJob> handed(owned.release());
+    if (!enqueue(handed, /*wait=*/true)) {
+        throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                "the offload pool is not running");
+    }
+    // The job is the pool's until deliver() marks it finished. If the fiber
+    // is cancelled meanwhile (its stack unwinds through park()), the pool
+    // frees it when the call is done.
+    struct Owner {
+        Job* job;
+        bool finished = false;
+        ~Owner() {
+            // [OF2] acq_rel, pairs with [OF1].
+            if (!finished && job->state.exchange(Job::kAbandoned, std::memory_order_acq_rel) ==
+                                 Job::kFinished) {
+                delete job;
+            }
+        }
+    } owner{job};
+    // [OF1] acquire, pairs with the exchange in FiberJob::deliver().
+    while (job->state.load(std::memory_order_acquire) != Job::kFinished) sched::this_fiber::park();
+    owner.finished = true;
+    std::unique_ptr<Job> back(job);
+    return std::move(*back->call.outcome).value();
+}
+
+}  // namespace quiesce::pollers
