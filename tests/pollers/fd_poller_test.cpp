@@ -1,0 +1,381 @@
+// FdPoller: readiness reaches the right group, once per edge, coalesced while
+// queued; cancel() from any thread, swept across a handler's start and end;
+// 10,000 watched fds; a migrating group; bad input as errors at the call
+// site; a closed group; stop while blocked.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <quiesce/pollers/fd_poller.hpp>
+#include <quiesce/scheduler/scheduler.hpp>
+
+#include "gate.hpp"
+#include "wait.hpp"
+
+using namespace quiesce;
+using namespace std::chrono_literals;
+using quiesce::test::wait_until;
+
+namespace {
+
+struct SocketPair {
+    int fd[2] = {-1, -1};
+    SocketPair() { REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0); }
+    ~SocketPair() {
+        close(fd[0]);
+        close(fd[1]);
+    }
+    void send(int n = 1) const {
+        for (int i = 0; i < n; ++i) REQUIRE(write(fd[1], "x", 1) == 1);
+    }
+};
+
+// Reads until EAGAIN; returns the bytes read.
+int drain(int fd) {
+    char buf[4096];
+    int total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) return total;
+        total += static_cast<int>(n);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("readiness runs the handler on the watch's group, once per edge", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 2});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    sched::Group group = scheduler.make_group({.name = "reader"});
+    std::atomic<int> runs{0}, bytes{0};
+    std::atomic<bool> wrong_group{false};
+    pollers::FdWatch watch = poller.watch(
+        pair.fd[0], group, pollers::kRead,
+        [&](pollers::Ready ready) {
+            if (!(sched::Group::current() == group) || (ready & pollers::kRead) == 0) wrong_group = true;
+            bytes += drain(pair.fd[0]);
+            runs.fetch_add(1);
+        },
+        {.edge_triggered = true});
+    for (int i = 1; i <= 20; ++i) {
+        pair.send();
+        REQUIRE(wait_until([&] { return bytes.load() == i; }));
+    }
+    std::this_thread::sleep_for(20ms);  // no extra runs without new data
+    CHECK(runs.load() == 20);
+    CHECK_FALSE(wrong_group.load());
+    CHECK(watch.cancel() == pollers::CancelResult::kCancelled);
+    CHECK(watch.cancel() == pollers::CancelResult::kAlreadyCancelled);
+    pair.send();
+    std::this_thread::sleep_for(20ms);
+    CHECK(runs.load() == 20);
+    CHECK(poller.stats().watches == 0);
+}
+
+TEST_CASE("readiness coalesces while the handler is queued", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair a, b;
+    sched::Group group = scheduler.make_group();
+    test::Gate gate;
+    group.post([&] { gate.block(); });  // holds the group while readiness piles up
+    REQUIRE(gate.wait_entered());
+    std::atomic<int> runs{0};
+    std::atomic<int> seen{0};
+    pollers::FdWatch wa = poller.watch(a.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+        drain(a.fd[0]);
+        runs.fetch_add(1);
+    }, {.edge_triggered = true});
+    pollers::FdWatch wb = poller.watch(b.fd[0], group, pollers::kReadWrite, [&](pollers::Ready r) {
+        seen.fetch_or(r);
+        drain(b.fd[0]);
+    }, {.edge_triggered = true});
+    for (int i = 0; i < 10; ++i) {
+        a.send();
+        std::this_thread::sleep_for(1ms);  // separate edges
+    }
+    b.send();
+    REQUIRE(wait_until([&] { return poller.stats().readiness >= 3; }));
+    gate.open();
+    REQUIRE(wait_until([&] { return runs.load() >= 1 && seen.load() != 0; }));
+    std::this_thread::sleep_for(20ms);
+    CHECK(runs.load() == 1);  // ten edges, one run
+    CHECK(seen.load() == pollers::kReadWrite);  // the union of what became ready
+}
+
+TEST_CASE("a level-triggered watch fires until the data is read; one-shot fires once",
+          "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    sched::Group group = scheduler.make_group();
+    std::atomic<int> level_runs{0};
+    {
+        pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+            if (level_runs.fetch_add(1) == 5) drain(pair.fd[0]);
+        });
+        pair.send();
+        REQUIRE(wait_until([&] { return level_runs.load() >= 6; }));
+        std::this_thread::sleep_for(20ms);
+        CHECK(level_runs.load() == 6);  // stops once drained
+    }
+    std::atomic<int> once_runs{0};
+    pollers::FdWatch once = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+        once_runs.fetch_add(1);  // does not read: level readiness stays
+    }, {.persistent = false});
+    pair.send();
+    REQUIRE(wait_until([&] { return once_runs.load() == 1; }));
+    std::this_thread::sleep_for(20ms);
+    CHECK(once_runs.load() == 1);
+    CHECK_FALSE(once.rearm());
+    REQUIRE(wait_until([&] { return once_runs.load() == 2; }));
+    CHECK_FALSE(once.modify(pollers::kReadWrite));
+    CHECK(once.modify(static_cast<pollers::Ready>(0)) == std::errc::invalid_argument);
+}
+
+TEST_CASE("after cancel() returns no handler starts, swept across a handler's run",
+          "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 2});
+    pollers::FdPoller poller;
+    poller.start();
+    std::mt19937 rng(7);
+    int saw_running = 0, saw_cancelled = 0;
+    for (int round = 0; round < 200; ++round) {
+        SocketPair pair;
+        sched::Group group = scheduler.make_group();
+        std::atomic<int> started{0};
+        std::atomic<bool> late_start{false};
+        std::atomic<bool> cancel_returned{false};
+        pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+            if (cancel_returned.load()) late_start = true;
+            started.fetch_add(1);
+            const auto until = std::chrono::steady_clock::now() + 50us;
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            drain(pair.fd[0]);
+        });
+        pair.send(2);
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 150));
+        pollers::CancelResult result = watch.cancel();
+        cancel_returned = true;
+        (result == pollers::CancelResult::kRunning ? saw_running : saw_cancelled) += 1;
+        pair.send();  // would start a handler if the watch were alive
+        std::this_thread::sleep_for(200us);
+        CHECK_FALSE(late_start.load());
+        // The group must be idle before the locals go.
+        std::atomic<bool> flushed{false};
+        group.post([&] { flushed = true; });
+        REQUIRE(wait_until([&] { return flushed.load(); }));
+    }
+    INFO("cancel() saw a running handler " << saw_running << " times, none " << saw_cancelled);
+    CHECK(saw_running + saw_cancelled == 200);
+    CHECK(poller.stats().watches == 0);
+}
+
+TEST_CASE("cancel() from the watch's own group never reports kRunning", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    sched::Group group = scheduler.make_group();
+    pollers::FdWatch watch;
+    std::atomic<int> result{-1}, runs{0};
+    watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+        runs.fetch_add(1);
+        result = static_cast<int>(watch.cancel());  // from inside its own handler
+    });
+    pair.send();
+    REQUIRE(wait_until([&] { return result.load() >= 0; }));
+    CHECK(result.load() == static_cast<int>(pollers::CancelResult::kCancelled));
+    std::this_thread::sleep_for(20ms);  // level-triggered data is still there
+    CHECK(runs.load() == 1);
+}
+
+TEST_CASE("ten thousand watched descriptors each reach their group", "[pollers][unit]") {
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    constexpr int kPairs = 5000;  // 10,000 watched descriptors
+    if (limit.rlim_cur < 2 * kPairs + 200) {
+        WARN("RLIMIT_NOFILE " << limit.rlim_cur << " is below 10,200: test skipped");
+        return;
+    }
+    sched::Scheduler scheduler({.threads = 2});
+    pollers::FdPoller poller({.threads = 2});
+    poller.start();
+    std::vector<std::unique_ptr<SocketPair>> pairs;
+    std::vector<sched::Group> groups;
+    std::vector<pollers::FdWatch> watches;
+    std::vector<std::atomic<int>> hits(2 * kPairs);
+    for (int i = 0; i < kPairs; ++i) {
+        pairs.push_back(std::make_unique<SocketPair>());
+        for (int side = 0; side < 2; ++side) {
+            const int index = 2 * i + side;
+            const int fd = pairs.back()->fd[side];
+            groups.push_back(scheduler.make_group());
+            watches.push_back(poller.watch(fd, groups.back(), pollers::kRead,
+                                           [&hits, index, fd](pollers::Ready) {
+                                               drain(fd);
+                                               hits[static_cast<std::size_t>(index)].fetch_add(1);
+                                           },
+                                           {.edge_triggered = true}));
+        }
+    }
+    CHECK(poller.stats().watches == 2 * kPairs);
+    for (int i = 0; i < kPairs; ++i) {
+        REQUIRE(write(pairs[static_cast<std::size_t>(i)]->fd[0], "a", 1) == 1);  // wakes side 1
+        REQUIRE(write(pairs[static_cast<std::size_t>(i)]->fd[1], "b", 1) == 1);  // wakes side 0
+    }
+    REQUIRE(wait_until([&] {
+        for (auto& h : hits) {
+            if (h.load() == 0) return false;
+        }
+        return true;
+    }, 60s));
+    int extra = 0;
+    for (auto& h : hits) extra += h.load() - 1;
+    CHECK(extra == 0);
+    watches.clear();
+    CHECK(poller.stats().watches == 0);
+}
+
+TEST_CASE("a group that migrates keeps receiving its readiness", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 2});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    sched::Group group = scheduler.make_group({.name = "wanderer", .loop = 0});
+    std::atomic<int> bytes{0};
+    std::atomic<int> loops_seen{0};
+    pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+        bytes += drain(pair.fd[0]);
+        loops_seen.fetch_or(1 << sched::Scheduler::current_loop());
+    }, {.edge_triggered = true});
+    // Hogs pinned to one loop at a time: the reader, queued behind them on
+    // its home loop, is taken by the other, idle loop; then the hogs move.
+    int sent = 0;
+    for (int phase = 0; phase < 6; ++phase) {
+        std::atomic<bool> hogs_on{true};
+        std::atomic<int> hogs_done{0};
+        std::vector<sched::Group> hogs;
+        for (int h = 0; h < 4; ++h) {
+            hogs.push_back(scheduler.make_group({.loop = phase % 2, .pinned = true}));
+            hogs.back().post([&] {
+                if (hogs_on.load()) return sched::Status::kAgain;
+                hogs_done.fetch_add(1);
+                return sched::Status::kDone;
+            });
+        }
+        for (int i = 0; i < 20; ++i) {
+            pair.send();
+            ++sent;
+            REQUIRE(wait_until([&] { return bytes.load() == sent; }));
+        }
+        hogs_on = false;
+        REQUIRE(wait_until([&] { return hogs_done.load() == 4; }));
+    }
+    CHECK(bytes.load() == sent);
+    CHECK(group.stats().migrations >= 2);
+    CHECK(loops_seen.load() == 3);  // handlers ran on both loops
+}
+
+TEST_CASE("bad input is an error at the call site; the poller keeps running", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller;
+    sched::Group group = scheduler.make_group();
+    auto noop = [](pollers::Ready) {};
+    SocketPair pair;
+    CHECK_THROWS_AS(poller.watch(pair.fd[0], group, pollers::kRead, noop), std::logic_error);
+    poller.start();
+    pollers::FdWatch out;
+    CHECK(poller.try_watch(-1, group, pollers::kRead, noop, {}, out) == std::errc::bad_file_descriptor);
+    CHECK(poller.try_watch(987654, group, pollers::kRead, noop, {}, out) ==
+          std::errc::bad_file_descriptor);
+    CHECK_FALSE(out);
+    pollers::FdWatch first = poller.watch(pair.fd[0], group, pollers::kRead, noop);
+    try {
+        (void)poller.watch(pair.fd[0], group, pollers::kWrite, noop);
+        FAIL("a second watch of one fd was accepted");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::file_exists);
+        CHECK_THAT(error.what(), Catch::Contains("already watched"));
+    }
+    std::FILE* file = std::tmpfile();
+    REQUIRE(file != nullptr);
+    try {
+        (void)poller.watch(fileno(file), group, pollers::kRead, noop);
+        FAIL("a regular file was accepted");
+    } catch (const std::system_error& error) {
+        CHECK(error.code() == std::errc::operation_not_permitted);
+        CHECK_THAT(error.what(), Catch::Contains("AIO poller"));
+    }
+    std::fclose(file);
+    CHECK(poller.try_watch(pair.fd[1], group, static_cast<pollers::Ready>(0), noop, {}, out) ==
+          std::errc::invalid_argument);
+    CHECK(poller.try_watch(pair.fd[1], sched::Group(), pollers::kRead, noop, {}, out) ==
+          std::errc::invalid_argument);
+    // Still serving.
+    std::atomic<int> runs{0};
+    pollers::FdWatch good = poller.watch(pair.fd[1], group, pollers::kRead, [&](pollers::Ready) {
+        drain(pair.fd[1]);
+        runs.fetch_add(1);
+    }, {.edge_triggered = true});
+    REQUIRE(write(pair.fd[0], "x", 1) == 1);
+    REQUIRE(wait_until([&] { return runs.load() == 1; }));
+    CHECK_FALSE(poller.failed());
+}
+
+TEST_CASE("a watch whose group closed stops quietly", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    sched::Group group = scheduler.make_group();
+    std::atomic<int> runs{0};
+    pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead,
+                                          [&](pollers::Ready) { runs.fetch_add(1); });
+    group.close();
+    REQUIRE(wait_until([&] { return group.closed(); }));
+    pair.send();
+    REQUIRE(wait_until([&] { return poller.stats().closed_groups >= 1; }));
+    std::this_thread::sleep_for(20ms);
+    CHECK(runs.load() == 0);
+    CHECK(poller.stats().closed_groups == 1);  // polling stopped: no busy loop
+}
+
+TEST_CASE("stop() joins promptly while the poller threads block", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller({.threads = 3});
+    poller.start();
+    std::this_thread::sleep_for(20ms);  // all blocked in epoll_wait
+    const auto before = std::chrono::steady_clock::now();
+    poller.stop();
+    CHECK(std::chrono::steady_clock::now() - before < 1s);
+    poller.start();  // and starts again
+    SocketPair pair;
+    sched::Group group = scheduler.make_group();
+    std::atomic<int> runs{0};
+    pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+        drain(pair.fd[0]);
+        runs.fetch_add(1);
+    }, {.edge_triggered = true});
+    pair.send();
+    REQUIRE(wait_until([&] { return runs.load() == 1; }));
+}

@@ -1,0 +1,161 @@
+// Fiber waits on descriptors: wait_readable()/wait_writable() with a one-shot
+// watch per wait, FiberFd for straight-line loops, timeouts, cancellation from
+// another thread, and a fiber whose group closes while it waits.
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <quiesce/pollers/fd_poller.hpp>
+#include <quiesce/scheduler/fiber.hpp>
+#include <quiesce/scheduler/scheduler.hpp>
+
+#include "wait.hpp"
+
+using namespace quiesce;
+using namespace std::chrono_literals;
+using pollers::WaitResult;
+using quiesce::test::wait_until;
+
+namespace {
+
+struct SocketPair {
+    int fd[2] = {-1, -1};
+    SocketPair() { REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0); }
+    ~SocketPair() {
+        close(fd[0]);
+        close(fd[1]);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a fiber waits for a descriptor with a timeout", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 2});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    std::atomic<int> first{-1}, second{-1}, writable{-1};
+    std::atomic<long> waited_ms{0};
+    std::atomic<bool> waiting_second{false};
+    scheduler.spawn([&] {
+        const auto t0 = std::chrono::steady_clock::now();
+        first = static_cast<int>(pollers::wait_readable(poller, pair.fd[0], 30ms));
+        waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - t0).count();
+        waiting_second = true;
+        second = static_cast<int>(pollers::wait_readable(poller, pair.fd[0], 10s));
+        writable = static_cast<int>(pollers::wait_writable(poller, pair.fd[0]));
+    });
+    REQUIRE(wait_until([&] { return waiting_second.load(); }));
+    CHECK(first.load() == static_cast<int>(WaitResult::kTimedOut));
+    CHECK(waited_ms.load() >= 29);
+    std::this_thread::sleep_for(10ms);
+    CHECK(second.load() == -1);  // still waiting
+    REQUIRE(write(pair.fd[1], "x", 1) == 1);
+    REQUIRE(wait_until([&] { return writable.load() >= 0; }));
+    CHECK(second.load() == static_cast<int>(WaitResult::kReady));
+    CHECK(writable.load() == static_cast<int>(WaitResult::kReady));
+    CHECK(poller.stats().watches == 0);  // each wait unregistered itself
+}
+
+TEST_CASE("a fiber reads a stream in straight-line code with FiberFd", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 2});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    constexpr int kBytes = 100'000;
+    std::atomic<int> got{0};
+    std::atomic<int> timeouts{0};
+    std::atomic<bool> finished{false};
+    scheduler.spawn([&] {
+        pollers::FiberFd io(poller, pair.fd[0]);
+        char buf[1024];
+        while (got.load() < kBytes) {
+            ssize_t n = read(pair.fd[0], buf, sizeof buf);
+            if (n > 0) {
+                got += static_cast<int>(n);
+                continue;
+            }
+            // EAGAIN: drained; wait for the next edge.
+            if (io.wait_readable(1s) == WaitResult::kTimedOut) timeouts.fetch_add(1);
+        }
+        finished = true;
+    });
+    std::thread writer([&] {
+        const char chunk[1000] = {};
+        int sent = 0;
+        while (sent < kBytes) {
+            ssize_t n = write(pair.fd[1], chunk, sizeof chunk);
+            if (n > 0) {
+                sent += static_cast<int>(n);
+            } else {
+                std::this_thread::sleep_for(100us);  // the socket buffer is full
+            }
+        }
+    });
+    writer.join();
+    REQUIRE(wait_until([&] { return finished.load(); }));
+    CHECK(got.load() == kBytes);
+    CHECK(timeouts.load() == 0);
+}
+
+TEST_CASE("FiberFd waits time out and are cancelled from another thread", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    std::atomic<pollers::FiberFd*> shared{nullptr};
+    std::atomic<int> timed{-1}, cancelled{-1}, writable{-1};
+    scheduler.spawn([&] {
+        pollers::FiberFd io(poller, pair.fd[0]);
+        writable = static_cast<int>(io.wait_writable(1s));  // a fresh socket is writable
+        timed = static_cast<int>(io.wait_readable(20ms));
+        shared = &io;
+        cancelled = static_cast<int>(io.wait_readable());  // no timeout
+        shared = nullptr;
+    });
+    REQUIRE(wait_until([&] { return shared.load() != nullptr; }));
+    std::this_thread::sleep_for(10ms);
+    shared.load()->cancel();
+    REQUIRE(wait_until([&] { return cancelled.load() >= 0; }));
+    CHECK(writable.load() == static_cast<int>(WaitResult::kReady));
+    CHECK(timed.load() == static_cast<int>(WaitResult::kTimedOut));
+    CHECK(cancelled.load() == static_cast<int>(WaitResult::kCancelled));
+    REQUIRE(wait_until([&] { return poller.stats().watches == 0; }));
+}
+
+TEST_CASE("a fiber whose group closes while it waits unwinds and unwatches", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    std::atomic<bool> waiting{false}, unwound{false};
+    sched::Group group = scheduler.spawn([&] {
+        struct Flag {
+            std::atomic<bool>& flag;
+            ~Flag() { flag = true; }
+        } on_unwind{unwound};
+        pollers::FiberFd io(poller, pair.fd[0]);
+        waiting = true;
+        (void)io.wait_readable();
+    });
+    REQUIRE(wait_until([&] { return waiting.load() && poller.stats().watches == 1; }));
+    group.close();
+    REQUIRE(wait_until([&] { return unwound.load(); }));
+    REQUIRE(wait_until([&] { return poller.stats().watches == 0; }));
+    REQUIRE(write(pair.fd[1], "x", 1) == 1);  // nothing left to fire
+    std::this_thread::sleep_for(10ms);
+}
+
+TEST_CASE("fiber waits outside a fiber are refused", "[pollers][unit]") {
+    pollers::FdPoller poller;
+    poller.start();
+    SocketPair pair;
+    CHECK_THROWS_AS(pollers::wait_readable(poller, pair.fd[0], 1ms), std::logic_error);
+    CHECK_THROWS_AS(pollers::FiberFd(poller, pair.fd[0]), std::logic_error);
+}
