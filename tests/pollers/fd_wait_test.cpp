@@ -73,17 +73,19 @@ TEST_CASE("a fiber reads a stream in straight-line code with FiberFd", "[pollers
     std::atomic<int> timeouts{0};
     std::atomic<bool> finished{false};
     scheduler.spawn([&] {
-        pollers::FiberFd io(poller, pair.fd[0]);
-        char buf[1024];
-        while (got.load() < kBytes) {
-            ssize_t n = read(pair.fd[0], buf, sizeof buf);
-            if (n > 0) {
-                got += static_cast<int>(n);
-                continue;
+        {
+            pollers::FiberFd io(poller, pair.fd[0]);
+            char buf[1024];
+            while (got.load() < kBytes) {
+                ssize_t n = read(pair.fd[0], buf, sizeof buf);
+                if (n > 0) {
+                    got += static_cast<int>(n);
+                    continue;
+                }
+                // EAGAIN: drained; wait for the next edge.
+                if (io.wait_readable(1s) == WaitResult::kTimedOut) timeouts.fetch_add(1);
             }
-            // EAGAIN: drained; wait for the next edge.
-            if (io.wait_readable(1s) == WaitResult::kTimedOut) timeouts.fetch_add(1);
-        }
+        }  // unwatched before the test may close the socket
         finished = true;
     });
     std::thread writer([&] {

@@ -1,7 +1,8 @@
 // OffloadPool: calls run on pool threads and their results come back to the
 // group (an event) or the fiber (a return value); exceptions travel with
 // them; a full queue refuses stackless callers and makes fibers wait, losing
-// nothing; stop() cancels what is queued and joins.
+// nothing; stop() cancels what is queued and joins. (Catch2 assertions are
+// not thread-safe: callbacks on loops record into atomics, checked here.)
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -37,9 +38,8 @@ TEST_CASE("a stackless submission runs off the loop and delivers on its group",
             return std::string("answer");
         },
         [&](pollers::Outcome<std::string> got) {
-            delivered_on_group = sched::Group::current() == group;
-            CHECK(got.ok());
-            CHECK(got.value() == "answer");
+            delivered_on_group =
+                sched::Group::current() == group && got.ok() && got.value() == "answer";
             delivered.fetch_add(1);
         }));
     REQUIRE(wait_until([&] { return delivered.load() == 1; }));
@@ -59,9 +59,11 @@ TEST_CASE("an exception thrown by the call comes back as the outcome's error",
     REQUIRE(pool.try_submit(
         group, []() -> int { throw std::runtime_error("resolver down"); },
         [&](pollers::Outcome<int> got) {
-            CHECK_FALSE(got.ok());
-            CHECK_THROWS_WITH(got.value(), "resolver down");
-            got_error = true;
+            try {
+                (void)got.value();
+            } catch (const std::runtime_error& error) {
+                got_error = !got.ok() && std::string(error.what()) == "resolver down";
+            }
         }));
     REQUIRE(wait_until([&] { return got_error.load(); }));
     CHECK_FALSE(group.closed());  // the group handled it: nothing escaped
@@ -95,8 +97,9 @@ TEST_CASE("a full queue refuses stackless submissions and loses nothing", "[poll
     sched::Group group = scheduler.make_group();
     test::Gate gate;
     std::atomic<int> delivered{0};
+    std::atomic<int> failed{0};
     auto done = [&](pollers::Outcome<void> got) {
-        CHECK(got.ok());
+        if (!got.ok()) failed.fetch_add(1);
         delivered.fetch_add(1);
     };
     REQUIRE(pool.try_submit(group, [&] { gate.block(); }, done));  // runs, blocks the thread
@@ -110,6 +113,7 @@ TEST_CASE("a full queue refuses stackless submissions and loses nothing", "[poll
     REQUIRE(wait_until([&] { return delivered.load() == 3; }));
     std::this_thread::sleep_for(20ms);  // nothing more arrives
     CHECK(delivered.load() == 3);
+    CHECK(failed.load() == 0);
 }
 
 TEST_CASE("fibers wait their turn for a full queue, and every call completes",

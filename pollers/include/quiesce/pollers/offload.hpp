@@ -200,8 +200,11 @@ struct GroupJob final : OffloadJob {
             std::unique_ptr<GroupJob> job;
             void operator()() { job->done(std::move(*job->call.outcome)); }
         };
-        // A closed group drops the node, and with it the job.
-        (void)group.post(Deliver{std::unique_ptr<GroupJob>(this)});
+        // A closed group drops the node, and with it the job. The handle is
+        // copied first: the job (and its `group`) may be gone before post()
+        // returns, once the loop has run the node.
+        const sched::Group target = group;
+        (void)target.post(Deliver{std::unique_ptr<GroupJob>(this)});
     }
     sched::Group group;
     OffloadCall<F> call;
