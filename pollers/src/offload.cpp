@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 
@@ -136,6 +137,17 @@ private:
     std::atomic<std::uint64_t> refused_{0};
     std::atomic<std::uint64_t> waited_{0};
 };
+
+void wait_until_finished(const std::atomic<bool>& finished) noexcept {
+    // [OF1] acquire, pairs with the release store in FiberJob::deliver().
+    for (int spins = 0; !finished.load(std::memory_order_acquire); ++spins) {
+        if (spins < 100) {
+            std::this_thread::yield();
+        } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+    }
+}
 
 namespace {
 

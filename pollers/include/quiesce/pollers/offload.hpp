@@ -22,7 +22,9 @@
 // return value); it reads RCU data through rcu::ReadLock. stop() waits for
 // the calls that run; queued ones are completed with an error Outcome
 // (std::errc::operation_canceled), so every `done` runs exactly once while
-// its group is open.
+// its group is open. A fiber whose group closes while its call() runs waits,
+// unwinding on its loop, until the call returns: the callable may use the
+// fiber's locals. Keep blocking calls bounded (timeouts).
 //
 // Threading: try_submit() from any thread; call() on a fiber; start()/stop()
 // from one thread at a time.
@@ -211,29 +213,28 @@ struct GroupJob final : OffloadJob {
     Done done;
 };
 
-/// A fiber's call. Whoever of the pool (deliver) and the fiber comes second
-/// frees the job: the fiber after it saw the result, or the pool when the
-/// fiber was cancelled (its group closed) while it waited.
+/// A fiber's call: the fiber owns the job and parks until `finished`.
 template <typename F>
 struct FiberJob final : OffloadJob {
-    static constexpr int kPending = 0, kFinished = 1, kAbandoned = 2;
     FiberJob(F f, sched::FiberWaker w) : call{std::move(f), {}}, waker(std::move(w)) {}
     void run() noexcept override { call.run(); }
     void deliver(bool cancelled) noexcept override {
         if (cancelled) call.cancel();
-        sched::FiberWaker wake = waker;  // copied out: the fiber may free us
-        // [OF1] acq_rel, pairs with [OF2]: the result happens-before the
-        // fiber reads it; an abandoned job is ours to free.
-        if (state.exchange(kFinished, std::memory_order_acq_rel) == kAbandoned) {
-            delete this;
-            return;
-        }
+        sched::FiberWaker wake = waker;  // copied out: once `finished` is seen, we may be gone
+        // [OF1] release, pairs with the acquire loads in call() and
+        // wait_until_finished(): the result happens-before they read it.
+        finished.store(true, std::memory_order_release);
         (void)wake.wake();
     }
     OffloadCall<F> call;
     sched::FiberWaker waker;
-    std::atomic<int> state{kPending};
+    std::atomic<bool> finished{false};
 };
+
+/// A fiber unwinding (its group closed) while its call runs must not let the
+/// call write into the stack it leaves: waits until the call is done, on the
+/// loop thread (yielding the CPU, then sleeping 100 µs at a time).
+void wait_until_finished(const std::atomic<bool>& finished) noexcept;
 
 }  // namespace detail
 
@@ -256,24 +257,18 @@ std::invoke_result_t<F&> OffloadPool::call(F&& fn) {
                                 "the offload pool is not running");
     }
     // The job is the pool's until deliver() marks it finished. If the fiber
-    // is cancelled meanwhile (its stack unwinds through park()), the pool
-    // frees it when the call is done.
+    // is cancelled meanwhile (its stack unwinds through park()), the callable
+    // may still use the fiber's locals: wait for it before they go.
     struct Owner {
         Job* job;
-        bool finished = false;
         ~Owner() {
-            // [OF2] acq_rel, pairs with [OF1].
-            if (!finished && job->state.exchange(Job::kAbandoned, std::memory_order_acq_rel) ==
-                                 Job::kFinished) {
-                delete job;
-            }
+            detail::wait_until_finished(job->finished);
+            delete job;
         }
     } owner{job};
-    // [OF1] acquire, pairs with the exchange in FiberJob::deliver().
-    while (job->state.load(std::memory_order_acquire) != Job::kFinished) sched::this_fiber::park();
-    owner.finished = true;
-    std::unique_ptr<Job> back(job);
-    return std::move(*back->call.outcome).value();
+    // [OF1] acquire, pairs with the release store in FiberJob::deliver().
+    while (!job->finished.load(std::memory_order_acquire)) sched::this_fiber::park();
+    return std::move(*job->call.outcome).value();
 }
 
 }  // namespace quiesce::pollers

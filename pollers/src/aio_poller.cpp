@@ -1,0 +1,144 @@
+// AioPoller: choosing the backend (io_uring, or threads where it is refused),
+// and turning calls into requests.
+//
+// Threading: start()/stop() from the owner; submissions from any thread or a
+// fiber (see aio_request.hpp).
+#include <quiesce/pollers/aio_poller.hpp>
+
+#include <stdexcept>
+
+#include <quiesce/scheduler/fiber.hpp>
+
+#include "aio_backend.hpp"
+#include "log.hpp"
+
+namespace quiesce::pollers {
+namespace {
+
+AioPollerOptions validated(AioPollerOptions options) {
+    if (options.queue_depth == 0 || options.queue_depth > 32768) {
+        throw std::invalid_argument("AioPollerOptions::queue_depth must be 1..32768");
+    }
+    if (options.fallback_threads == 0) {
+        throw std::invalid_argument("AioPollerOptions::fallback_threads must be >= 1");
+    }
+    if (options.name.empty()) options.name = "aio";
+    return options;
+}
+
+std::unique_ptr<detail::AioRequest> make_request(detail::AioOp op, int fd, void* buf,
+                                                 std::size_t len, off_t offset) {
+    auto request = std::make_unique<detail::AioRequest>();
+    request->op = op;
+    request->fd = fd;
+    request->buf = buf;
+    request->len = len;
+    request->offset = offset;
+    return request;
+}
+
+}  // namespace
+
+AioPoller::AioPoller(AioPollerOptions options)
+    : Poller(options.name.empty() ? "aio" : options.name), options_(validated(std::move(options))) {}
+
+AioPoller::~AioPoller() {
+    stop();
+}
+
+void AioPoller::start() {
+    if (impl_) {
+        impl_->start();
+        return;
+    }
+    if (options_.use_io_uring) {
+        try {
+            impl_ = detail::make_uring_backend(*this, options_);
+            detail::logger().debug("aio poller '{}': io_uring, {} requests in flight at most",
+                                   name(), options_.queue_depth);
+        } catch (const std::system_error& error) {
+            detail::logger().warn(
+                "aio poller '{}': io_uring refused ({}): using {} threads of pread/pwrite "
+                "instead; AioPoller::backend() says kThreads",
+                name(), error.what(), options_.fallback_threads);
+        }
+    }
+    if (!impl_) {
+        if (!options_.use_io_uring) {
+            detail::logger().debug("aio poller '{}': {} threads of pread/pwrite (io_uring off)",
+                                   name(), options_.fallback_threads);
+        }
+        impl_ = detail::make_thread_backend(options_);
+    }
+    impl_->start();
+}
+
+void AioPoller::stop() noexcept {
+    if (impl_) impl_->stop();
+}
+
+AioBackend AioPoller::backend() const noexcept {
+    return impl_ ? impl_->kind() : AioBackend::kThreads;
+}
+
+AioPollerStats AioPoller::stats() const {
+    return impl_ ? impl_->stats() : AioPollerStats{};
+}
+
+namespace {
+
+void submit_stackless(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioRequest> request,
+                      const sched::Group& group, AioPoller::Completion done) {
+    if (!group || !done) throw std::invalid_argument("pollers::AioPoller needs a group and a completion");
+    request->group = group;
+    request->done = std::move(done);
+    if (impl != nullptr && impl->submit(request, /*wait=*/false)) return;
+    // Full, or not running: the completion still runs, as an event, with why.
+    const auto why = impl == nullptr || impl->admission.closed()
+                         ? std::errc::operation_canceled
+                         : std::errc::resource_unavailable_try_again;
+    detail::AioRequest::complete(std::move(request), AioResult{0, std::make_error_code(why)});
+}
+
+AioResult submit_fiber(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioRequest> request) {
+    if (!sched::this_fiber::active()) throw std::logic_error("pollers::AioPoller: a fiber call outside a fiber");
+    if (impl == nullptr) return AioResult{0, std::make_error_code(std::errc::operation_canceled)};
+    return detail::fiber_io(std::move(request), [impl](std::unique_ptr<detail::AioRequest>& r) {
+        return impl->submit(r, /*wait=*/true);
+    });
+}
+
+}  // namespace
+
+void AioPoller::read_at(const sched::Group& group, int fd, void* buf, std::size_t len,
+                        off_t offset, Completion done) {
+    submit_stackless(impl_.get(), make_request(detail::AioOp::kRead, fd, buf, len, offset), group,
+                     std::move(done));
+}
+
+void AioPoller::write_at(const sched::Group& group, int fd, const void* buf, std::size_t len,
+                         off_t offset, Completion done) {
+    submit_stackless(impl_.get(),
+                     make_request(detail::AioOp::kWrite, fd, const_cast<void*>(buf), len, offset),
+                     group, std::move(done));
+}
+
+void AioPoller::fsync(const sched::Group& group, int fd, Completion done) {
+    submit_stackless(impl_.get(), make_request(detail::AioOp::kFsync, fd, nullptr, 0, 0), group,
+                     std::move(done));
+}
+
+AioResult AioPoller::read_at(int fd, void* buf, std::size_t len, off_t offset) {
+    return submit_fiber(impl_.get(), make_request(detail::AioOp::kRead, fd, buf, len, offset));
+}
+
+AioResult AioPoller::write_at(int fd, const void* buf, std::size_t len, off_t offset) {
+    return submit_fiber(impl_.get(),
+                        make_request(detail::AioOp::kWrite, fd, const_cast<void*>(buf), len, offset));
+}
+
+AioResult AioPoller::fsync(int fd) {
+    return submit_fiber(impl_.get(), make_request(detail::AioOp::kFsync, fd, nullptr, 0, 0));
+}
+
+}  // namespace quiesce::pollers
