@@ -8,6 +8,7 @@
 // Requests travel through the kernel, which ThreadSanitizer does not see:
 // [AIO1] gives it the edge from the submitter to the reaper.
 #include <liburing.h>
+#include <sched.h>
 
 #include <cerrno>
 #include <mutex>
@@ -78,8 +79,6 @@ public:
 private:
     // Prepares and submits `raw`; a negative errno if the ring refused.
     int enqueue(AioRequest* raw) {
-        // [AIO1] release, pairs with the acquire load in handle().
-        raw->published.store(true, std::memory_order_release);
         std::lock_guard lock(sq_mutex_);
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         if (sqe == nullptr) {
@@ -101,7 +100,18 @@ private:
                 break;
         }
         io_uring_sqe_set_data(sqe, raw);
-        const int rc = io_uring_submit(&ring_);
+        // [AIO1] release, pairs with the acquire load in handle(): every read
+        // of the request above happens-before the reaper completes (and a
+        // loop frees) it. Nothing may touch `raw` after the submit.
+        raw->published.store(true, std::memory_order_release);
+        // A refusal for want of resources leaves the entry in the ring: try
+        // again (a later submit would send it anyway, perhaps never).
+        int rc = 0;
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+            rc = io_uring_submit(&ring_);
+            if (rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
+            sched_yield();
+        }
         return rc < 0 ? rc : 0;
     }
 
