@@ -1,0 +1,28 @@
+// Helpers of the pollers benchmark: latency summaries and CPU pinning.
+#include <pthread.h>
+#include <sched.h>
+
+#include <system_error>
+
+#include "pollers_bench.hpp"
+
+namespace quiesce::bench {
+
+Latency summarize(std::vector<double>& samples_us) {
+    Latency out;
+    out.samples = samples_us.size();
+    out.p50_us = quantile(samples_us, 0.5);
+    out.p99_us = quantile(samples_us, 0.99);
+    return out;
+}
+
+void pin_this_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); rc != 0) {
+        throw std::system_error(rc, std::generic_category(), "pthread_setaffinity_np");
+    }
+}
+
+}  // namespace quiesce::bench

@@ -1,0 +1,39 @@
+// The pollers benchmark's pieces (bench/pollers): each file measures one
+// poller against what a user would pick instead.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <vector>
+
+#include "../harness.hpp"
+
+namespace quiesce::bench {
+
+struct Latency {
+    double p50_us = 0, p99_us = 0;
+    std::size_t samples = 0;
+};
+Latency summarize(std::vector<double>& samples_us);
+void pin_this_thread(int cpu);
+
+struct FdResult {
+    double events_per_sec = 0;
+    Latency latency;
+};
+/// Readiness of `sockets` socket pairs, rounds of one byte each; `gap_us`
+/// pauses between rounds (0: back to back).
+FdResult ours_fd(int sockets, std::chrono::milliseconds run, int gap_us);
+FdResult libevent_fd(int sockets, std::chrono::milliseconds run, int gap_us);
+
+/// 4 KiB reads at random offsets of a file in the page cache, per second,
+/// with `threads` threads (ours: `threads` loops running fibers).
+double ours_aio_reads(bool io_uring, unsigned threads, std::chrono::milliseconds run);
+double pread_reads(unsigned threads, std::chrono::milliseconds run);
+
+/// Round trips (submit a no-op, get the result back) per second through a
+/// pool of `threads` threads, from `clients` fibers or threads.
+double ours_offload_round_trips(unsigned threads, unsigned clients, std::chrono::milliseconds run);
+double cv_pool_round_trips(unsigned threads, unsigned clients, std::chrono::milliseconds run);
+
+}  // namespace quiesce::bench
