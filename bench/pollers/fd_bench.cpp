@@ -11,9 +11,12 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -66,9 +69,23 @@ struct Shared {
     }
 };
 
-// The driver: rounds of one byte per socket until `run` is over.
+// The driver: rounds of one byte per socket until `run` is over, on a
+// thread of its own pinned to CPU 1 (the caller stays unpinned: a scheduler
+// made later by this thread takes its CPUs from the caller's mask).
+FdResult drive(Sockets& sockets, Shared& shared, std::chrono::milliseconds run, int gap_us);
+
+FdResult drive_on_cpu1(Sockets& sockets, Shared& shared, std::chrono::milliseconds run,
+                       int gap_us) {
+    FdResult out;
+    std::thread driver([&] {
+        pin_this_thread(1);
+        out = drive(sockets, shared, run, gap_us);
+    });
+    driver.join();
+    return out;
+}
+
 FdResult drive(Sockets& sockets, Shared& shared, std::chrono::milliseconds run, int gap_us) {
-    pin_this_thread(1);
     const auto n = static_cast<std::uint64_t>(sockets.pairs.size());
     std::uint64_t expected = 0;
     const auto t0 = Clock::now();
@@ -81,8 +98,9 @@ FdResult drive(Sockets& sockets, Shared& shared, std::chrono::milliseconds run, 
             if (write(sockets.pairs[i][1], "x", 1) != 1) throw std::runtime_error("write");
         }
         expected += n;
-        while (shared.handled.load(std::memory_order_acquire) < expected) {
-        }
+        // Yielding, not spinning: a poller thread that lands on this CPU
+        // must get it (the machine has two).
+        while (shared.handled.load(std::memory_order_acquire) < expected) sched_yield();
         ++rounds;
         if (gap_us > 0) {
             const auto p0 = Clock::now();
@@ -99,12 +117,30 @@ FdResult drive(Sockets& sockets, Shared& shared, std::chrono::milliseconds run, 
 
 }  // namespace
 
-FdResult ours_fd(int sockets_count, std::chrono::milliseconds run, int gap_us) {
+FdResult ours_fd(int sockets_count, std::chrono::milliseconds run, int gap_us, bool in_loops) {
     Sockets sockets(sockets_count);
     Shared shared(sockets_count);
     shared.latencies.reserve(4'000'000);
-    sched::Scheduler scheduler({.threads = 1, .name = "bench"});
-    pollers::FdPoller poller({.threads = 1});
+    // BENCH_SLICE_US=0 runs the loop without its perf tick source (see
+    // docs/BENCHMARKS.md: the event makes waking a sleeping loop slower).
+    const char* slice_env = std::getenv("BENCH_SLICE_US");
+    const auto slice = std::chrono::microseconds(slice_env != nullptr ? std::atoi(slice_env) : 500);
+    // BENCH_SLICE_MODE=wall: the wall-clock tick source instead of perf.
+    const char* mode_env = std::getenv("BENCH_SLICE_MODE");
+    const auto mode = mode_env != nullptr && std::string(mode_env) == "wall"
+                          ? sched::SliceMode::kWallConfirm
+                          : sched::SliceMode::kAuto;
+    // BENCH_IDLE_SPIN_US: SchedulerOptions::idle_spin.
+    const char* spin_env = std::getenv("BENCH_IDLE_SPIN_US");
+    const auto spin = std::chrono::microseconds(spin_env != nullptr ? std::atoi(spin_env) : 20);
+    sched::Scheduler scheduler({.threads = 1,
+                                .slice = slice,
+                                .slice_mode = mode,
+                                .name = "bench",
+                                .idle_spin = spin});  // loop 0 on CPU 0
+    pollers::FdPoller poller(scheduler, {.threads = 1,
+                                         .placement = in_loops ? pollers::FdPlacement::kLoops
+                                                               : pollers::FdPlacement::kThreads});
     poller.start();
     std::vector<sched::Group> groups;
     std::vector<pollers::FdWatch> watches;
@@ -115,7 +151,7 @@ FdResult ours_fd(int sockets_count, std::chrono::milliseconds run, int gap_us) {
                                        [&shared, i, fd](pollers::Ready) { shared.handle(i, fd); },
                                        {.edge_triggered = true}));
     }
-    FdResult out = drive(sockets, shared, run, gap_us);
+    FdResult out = drive_on_cpu1(sockets, shared, run, gap_us);
     watches.clear();
     poller.stop();
     return out;
@@ -156,7 +192,7 @@ FdResult libevent_fd(int sockets_count, std::chrono::milliseconds run, int gap_u
         pin_this_thread(0);
         while (!stop.load(std::memory_order_relaxed)) event_base_loop(base, EVLOOP_ONCE);
     });
-    FdResult out = drive(sockets, shared, run, gap_us);
+    FdResult out = drive_on_cpu1(sockets, shared, run, gap_us);
     stop = true;
     // A wake-up for the loop, which blocks in epoll_wait (no cross-thread
     // loopbreak without locks).

@@ -32,9 +32,10 @@ std::vector<double> medians(int count, F&& one) {
 }
 
 void fd_rows(std::chrono::milliseconds run) {
-    std::printf("\n-- FD readiness to handler: FdPoller thread -> group on a loop, vs a libevent "
-                "event_base on its own thread\n   (the loop / libevent thread on CPU 0, the "
-                "writer on CPU 1; edge-triggered; handler reads the byte)\n");
+    std::printf("\n-- FD readiness to handler, a group per socket on one loop (in loops: the loop "
+                "sleeps in its own\n   event_base; poller thread: FdPoller's thread posts to the "
+                "loop), vs a libevent event_base on\n   its own thread. The loop / libevent thread "
+                "on CPU 0, the writer on CPU 1; edge-triggered; handler reads the byte\n");
     struct Shape {
         int sockets;
         int gap_us;
@@ -42,16 +43,21 @@ void fd_rows(std::chrono::milliseconds run) {
     };
     for (Shape shape : {Shape{1, 0, "1 socket, back to back"}, Shape{1000, 0, "1000 sockets, back to back"},
                         Shape{1, 200, "1 socket, from idle (200 us gaps)"}}) {
-        auto m = medians(6, [&] {
-            FdResult o = ours_fd(shape.sockets, run, shape.gap_us);
+        auto m = medians(9, [&] {
+            FdResult t = ours_fd(shape.sockets, run, shape.gap_us, false);
+            FdResult o = ours_fd(shape.sockets, run, shape.gap_us, true);
             FdResult l = libevent_fd(shape.sockets, run, shape.gap_us);
             return std::vector<double>{o.events_per_sec, o.latency.p50_us, o.latency.p99_us,
+                                       t.events_per_sec, t.latency.p50_us, t.latency.p99_us,
                                        l.events_per_sec, l.latency.p50_us, l.latency.p99_us};
         });
         std::printf("%s\n", shape.name);
-        row("  events/s", "k/s", m[0] / 1e3, "libevent", m[3] / 1e3, true);
-        row("  write to handler start, p50", "us", m[1], "libevent", m[4], false);
-        row("  write to handler start, p99", "us", m[2], "libevent", m[5], false);
+        row("  in loops: events/s", "k/s", m[0] / 1e3, "libevent", m[6] / 1e3, true);
+        row("  in loops: write to handler, p50", "us", m[1], "libevent", m[7], false);
+        row("  in loops: write to handler, p99", "us", m[2], "libevent", m[8], false);
+        row("  poller thread: events/s", "k/s", m[3] / 1e3, "libevent", m[6] / 1e3, true);
+        row("  poller thread: write to handler, p50", "us", m[4], "libevent", m[7], false);
+        row("  poller thread: write to handler, p99", "us", m[5], "libevent", m[8], false);
     }
 }
 

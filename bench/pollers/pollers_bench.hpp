@@ -23,7 +23,7 @@ struct FdResult {
 };
 /// Readiness of `sockets` socket pairs, rounds of one byte each; `gap_us`
 /// pauses between rounds (0: back to back).
-FdResult ours_fd(int sockets, std::chrono::milliseconds run, int gap_us);
+FdResult ours_fd(int sockets, std::chrono::milliseconds run, int gap_us, bool in_loops);
 FdResult libevent_fd(int sockets, std::chrono::milliseconds run, int gap_us);
 
 /// 4 KiB reads at random offsets of a file in the page cache, per second,

@@ -76,8 +76,8 @@ private:
             }
             const AioResult result = request->run_blocking();
             completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+            admission.release();  // before the completion: whoever sees it sees the room
             AioRequest::complete(std::move(request), result);
-            admission.release();
         }
     }
 

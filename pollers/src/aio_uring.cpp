@@ -147,17 +147,17 @@ private:
             finish(raw, -cqe.res);
         } else {
             completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+            admission.release();  // before the completion: whoever sees it sees the room
             AioRequest::complete(std::unique_ptr<AioRequest>(raw),
                                  AioResult{static_cast<std::size_t>(cqe.res), {}});
-            admission.release();
         }
     }
 
     void finish(AioRequest* raw, int error) {
         completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        admission.release();
         AioRequest::complete(std::unique_ptr<AioRequest>(raw),
                              AioResult{0, std::error_code(error, std::generic_category())});
-        admission.release();
     }
 
     Poller& owner_;

@@ -16,6 +16,7 @@
 
 #include <quiesce/base/misuse.hpp>
 #include <quiesce/pollers/fd_poller.hpp>
+#include <quiesce/scheduler/scheduler.hpp>
 
 #include "fd_poller_impl.hpp"
 #include "fd_watch.hpp"
@@ -52,8 +53,13 @@ FdPollerOptions validated(FdPollerOptions options) {
 
 }  // namespace
 
-FdPollerImpl::FdPollerImpl(FdPoller& api, FdPollerOptions opts)
-    : options(validated(std::move(opts))), api_(api) {}
+FdPollerImpl::FdPollerImpl(FdPoller& api, sched::Scheduler* scheduler, FdPollerOptions opts)
+    : options(validated(std::move(opts))), api_(api), scheduler_(scheduler) {
+    if (options.placement == FdPlacement::kLoops && scheduler_ == nullptr) {
+        throw std::invalid_argument(
+            "FdPlacement::kLoops needs the scheduler: FdPoller(scheduler, options)");
+    }
+}
 
 FdPollerImpl::~FdPollerImpl() {
     stop();
@@ -66,33 +72,58 @@ FdPollerImpl::~FdPollerImpl() {
                 options.name, watches_.size(), watches_.begin()->first));
         }
     }
-    for (auto& base : bases_) event_base_free(base->base);
+    for (auto& base : bases_) {
+        if (!base->reactor) event_base_free(base->base);  // a reactor frees its own
+    }
+}
+
+void FdPollerImpl::make_bases() {
+    if (options.placement == FdPlacement::kLoops) {
+        // Every loop sleeps in its own base from its next scheduling point.
+        for (unsigned i = 0; i < scheduler_->loop_count(); ++i) {
+            auto base = std::make_unique<Base>();
+            base->reactor = std::make_shared<Reactor>();
+            base->base = base->reactor->base();
+            scheduler_->set_loop_waiter(i, base->reactor);
+            bases_.push_back(std::move(base));
+        }
+        return;
+    }
+    for (unsigned i = 0; i < options.threads; ++i) {
+        auto base = std::make_unique<Base>();
+        base->base = event_base_new();
+        if (base->base == nullptr) {
+            throw std::system_error(errno != 0 ? errno : ENOMEM, std::generic_category(),
+                                    "pollers::FdPoller: event_base_new");
+        }
+        bases_.push_back(std::move(base));
+    }
+}
+
+unsigned FdPollerImpl::base_for(int fd, const sched::Group& group) const noexcept {
+    const auto count = static_cast<unsigned>(bases_.size());
+    if (options.placement == FdPlacement::kLoops) {
+        const int loop = group.stats().loop;  // where the group runs (or will)
+        if (loop >= 0) return static_cast<unsigned>(loop) % count;
+    }
+    return static_cast<unsigned>(fd) % count;
 }
 
 void FdPollerImpl::start() {
     std::lock_guard lock(mutex_);
     if (running_) return;
     init_libevent();
-    if (bases_.empty()) {
-        for (unsigned i = 0; i < options.threads; ++i) {
-            auto base = std::make_unique<Base>();
-            base->base = event_base_new();
-            if (base->base == nullptr) {
-                throw std::system_error(errno != 0 ? errno : ENOMEM, std::generic_category(),
-                                        "pollers::FdPoller: event_base_new");
-            }
-            bases_.push_back(std::move(base));
-        }
-    }
+    if (bases_.empty()) make_bases();
     stopping_.store(false, std::memory_order_relaxed);  // relaxed: no thread runs yet
-    for (unsigned i = 0; i < bases_.size(); ++i) {
+    for (unsigned i = 0; i < bases_.size() && options.placement == FdPlacement::kThreads; ++i) {
         Base& base = *bases_[i];
         base.thread = std::make_unique<PollerThread>(api_, options.name + "/" + std::to_string(i));
         base.thread->start([this, &base](PollerThread& self) { run(base, self); });
     }
     running_ = true;
-    logger().debug("fd poller '{}': {} thread(s), libevent {} ({})", options.name,
-                   bases_.size(), event_get_version(), event_base_get_method(bases_[0]->base));
+    logger().debug("fd poller '{}': {} {}, libevent {} ({})", options.name, bases_.size(),
+                   options.placement == FdPlacement::kLoops ? "loops" : "thread(s)",
+                   event_get_version(), event_base_get_method(bases_[0]->base));
 }
 
 void FdPollerImpl::run(Base& base, PollerThread& self) {
@@ -112,6 +143,7 @@ void FdPollerImpl::stop() noexcept {
         if (!running_) return;
         running_ = false;
     }
+    if (options.placement == FdPlacement::kLoops) return;  // the loops keep their bases
     stopping_.store(true, std::memory_order_release);  // [FP1]
     for (auto& base : bases_) event_base_loopbreak(base->base);  // thread-safe: wakes it
     for (auto& base : bases_) {
@@ -133,7 +165,7 @@ std::error_code FdPollerImpl::try_watch(int fd, const sched::Group& group, Ready
         std::lock_guard lock(mutex_);
         if (!running_) return std::make_error_code(std::errc::operation_canceled);
         if (watches_.count(fd) != 0) return std::make_error_code(std::errc::file_exists);
-        const auto index = static_cast<unsigned>(fd) % static_cast<unsigned>(bases_.size());
+        const unsigned index = base_for(fd, group);
         try {
             core = new WatchCore(*this, index, fd, group, what, std::move(handler), watch_options);
             watches_.emplace(fd, core);
@@ -183,7 +215,11 @@ FdPollerStats FdPollerImpl::stats() const {
 
 FdPoller::FdPoller(FdPollerOptions options)
     : Poller(options.name.empty() ? "fd" : options.name),
-      impl_(std::make_unique<detail::FdPollerImpl>(*this, std::move(options))) {}
+      impl_(std::make_unique<detail::FdPollerImpl>(*this, nullptr, std::move(options))) {}
+
+FdPoller::FdPoller(sched::Scheduler& scheduler, FdPollerOptions options)
+    : Poller(options.name.empty() ? "fd" : options.name),
+      impl_(std::make_unique<detail::FdPollerImpl>(*this, &scheduler, std::move(options))) {}
 
 FdPoller::~FdPoller() = default;
 

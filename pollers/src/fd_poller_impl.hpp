@@ -18,6 +18,7 @@
 #include <quiesce/pollers/fd_poller.hpp>
 
 #include "poller_thread.hpp"
+#include "reactor.hpp"
 
 struct event_base;
 
@@ -27,7 +28,7 @@ struct WatchCore;
 
 class FdPollerImpl {
 public:
-    FdPollerImpl(FdPoller& api, FdPollerOptions options);
+    FdPollerImpl(FdPoller& api, sched::Scheduler* scheduler, FdPollerOptions options);
     ~FdPollerImpl();
 
     void start();
@@ -49,7 +50,8 @@ public:
 private:
     struct Base {
         event_base* base = nullptr;
-        std::unique_ptr<PollerThread> thread;
+        std::unique_ptr<PollerThread> thread;  // kThreads
+        std::shared_ptr<Reactor> reactor;      // kLoops: owns `base`
         // Written by this base's thread only (relaxed), read by stats().
         alignas(base::kNoFalseSharing) std::atomic<std::uint64_t> readiness{0};
         std::atomic<std::uint64_t> posts{0};
@@ -58,7 +60,11 @@ private:
 
     void run(Base& base, PollerThread& self);
 
+    void make_bases();
+    [[nodiscard]] unsigned base_for(int fd, const sched::Group& group) const noexcept;
+
     FdPoller& api_;
+    sched::Scheduler* const scheduler_;  // kLoops
     std::vector<std::unique_ptr<Base>> bases_;
     std::atomic<bool> stopping_{false};
     mutable std::mutex mutex_;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -50,6 +51,9 @@ public:
     void schedule(GroupCore* group) noexcept;
     /// Wakes the loop if it sleeps (no system call if it does not).
     void wake() noexcept;
+    /// Hands `waiter` to the loop, which adopts it at its next scheduling
+    /// point. Throws std::logic_error if it has one. Thread: any.
+    void set_waiter(std::shared_ptr<LoopWaiter> waiter);
     /// Asks this loop to hand some ready groups to loop `thief`. Thread: any.
     void request_steal(unsigned thief) noexcept;
     /// Pops every group left in the inbox (after the thread ended) and drops
@@ -105,6 +109,8 @@ private:
     void steal_from_busiest() noexcept;
     void wake_a_sleeper() noexcept;
     void hand_over(Loop& to, std::int64_t count) noexcept;
+    void adopt_waiter() noexcept;
+    bool spin_before_idle() noexcept;
 
     SchedulerImpl& scheduler_;
     const unsigned index_;
@@ -125,6 +131,12 @@ private:
     /// instead of reading the clock again.
     std::uint64_t turn_end_cpu_ = 0;
     bool turn_end_fresh_ = false;
+    /// The loop's waiter, once adopted (loop thread), and the CPU time it was
+    /// last polled at; waiter_ptr_ publishes it to wakers ([LW1]).
+    std::shared_ptr<LoopWaiter> waiter_;
+    std::uint64_t last_poll_cpu_ = 0;
+    std::uint64_t poll_interval_ns_ = 0;
+    std::uint64_t idle_spin_ns_ = 0;
 
     alignas(128) base::MpscQueue<RunLink, &RunLink::next> inbox_;
     /// 1 while the loop sleeps or is about to; futex word. [W1]/[W2].
@@ -136,6 +148,14 @@ private:
     std::atomic<GroupCore*> current_{nullptr};
     std::atomic<int> tid_{0};
     CpuSampler sampler_;
+    // A waiter handed over by set_waiter(): waiter_mutex_ guards it until the
+    // loop adopts it; waiter_pending_ tells the loop (relaxed: a hint, the
+    // mutex orders the handover).
+    std::mutex waiter_mutex_;
+    std::shared_ptr<LoopWaiter> pending_waiter_;  // waiter_mutex_
+    bool has_waiter_ = false;                     // waiter_mutex_: handed over or adopted
+    std::atomic<bool> waiter_pending_{false};
+    std::atomic<LoopWaiter*> waiter_ptr_{nullptr};
     // Set once by the loop thread before start() returns (ordered by the
     // promise), read by stats().
     SliceMode slice_mode_ = SliceMode::kAuto;

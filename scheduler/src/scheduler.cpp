@@ -222,6 +222,14 @@ SchedulerStats SchedulerImpl::stats() const {
 
 }  // namespace detail
 
+void Scheduler::set_loop_waiter(unsigned index, std::shared_ptr<LoopWaiter> waiter) {
+    if (index >= impl_->loop_count()) {
+        throw std::logic_error("Scheduler::set_loop_waiter: no loop " + std::to_string(index));
+    }
+    if (!waiter) throw std::invalid_argument("Scheduler::set_loop_waiter: no waiter");
+    impl_->loop(index).set_waiter(std::move(waiter));
+}
+
 Scheduler::Scheduler(SchedulerOptions options)
     : impl_(std::make_unique<detail::SchedulerImpl>(*this, std::move(options))) {}
 

@@ -23,6 +23,14 @@ using quiesce::test::wait_until;
 
 namespace {
 
+// Every case runs with the poller on its own threads and on the loops.
+pollers::FdPlacement placement_under_test() {
+    const pollers::FdPlacement placement =
+        GENERATE(pollers::FdPlacement::kThreads, pollers::FdPlacement::kLoops);
+    CAPTURE(placement == pollers::FdPlacement::kLoops ? "loops" : "threads");
+    return placement;
+}
+
 struct SocketPair {
     int fd[2] = {-1, -1};
     SocketPair() { REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0); }
@@ -36,7 +44,8 @@ struct SocketPair {
 
 TEST_CASE("a fiber waits for a descriptor with a timeout", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 2});
-    pollers::FdPoller poller;
+    const pollers::FdPlacement placement = placement_under_test();
+    pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
     poller.start();
     SocketPair pair;
     std::atomic<int> first{-1}, second{-1}, writable{-1};
@@ -65,7 +74,8 @@ TEST_CASE("a fiber waits for a descriptor with a timeout", "[pollers][unit]") {
 
 TEST_CASE("a fiber reads a stream in straight-line code with FiberFd", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 2});
-    pollers::FdPoller poller;
+    const pollers::FdPlacement placement = placement_under_test();
+    pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
     poller.start();
     SocketPair pair;
     constexpr int kBytes = 100'000;
@@ -108,7 +118,8 @@ TEST_CASE("a fiber reads a stream in straight-line code with FiberFd", "[pollers
 
 TEST_CASE("FiberFd waits time out and are cancelled from another thread", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 1});
-    pollers::FdPoller poller;
+    const pollers::FdPlacement placement = placement_under_test();
+    pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
     poller.start();
     SocketPair pair;
     std::atomic<pollers::FiberFd*> shared{nullptr};
@@ -133,7 +144,8 @@ TEST_CASE("FiberFd waits time out and are cancelled from another thread", "[poll
 
 TEST_CASE("a fiber whose group closes while it waits unwinds and unwatches", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 1});
-    pollers::FdPoller poller;
+    const pollers::FdPlacement placement = placement_under_test();
+    pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
     poller.start();
     SocketPair pair;
     std::atomic<bool> waiting{false}, unwound{false};

@@ -59,6 +59,10 @@
 #include <quiesce/pollers/poller.hpp>
 #include <quiesce/scheduler/group.hpp>
 
+namespace quiesce::sched {
+class Scheduler;
+}
+
 namespace quiesce::pollers {
 
 /// What a watch asks for, and what a handler is told became ready (a bit set).
@@ -88,10 +92,24 @@ enum class WaitResult : std::uint8_t {
     kCancelled, ///< the watch was cancelled (FiberFd::cancel(), or the poller stopped)
 };
 
+/// Where readiness is waited for (pollers/README.md, "Threads or loops").
+enum class FdPlacement : std::uint8_t {
+    /// On `threads` poller threads, each with its own event_base; an fd goes
+    /// to thread fd % threads, which posts to the group's loop.
+    kThreads,
+    /// On the loops themselves: each loop gets an event_base and sleeps in
+    /// its epoll_wait instead of on its futex (Scheduler::set_loop_waiter),
+    /// and polls it between turns while busy; an fd goes to the base of its
+    /// group's loop. No thread hop. Needs the scheduler; one such poller
+    /// per scheduler.
+    kLoops,
+};
+
 struct FdPollerOptions {
-    /// Poller threads, each with its own libevent event_base; fds are spread
-    /// over them (fd modulo threads).
+    /// Poller threads (kThreads), each with its own libevent event_base; fds
+    /// are spread over them (fd modulo threads).
     unsigned threads = 1;
+    FdPlacement placement = FdPlacement::kThreads;
     /// Thread names are "NAME/i"; logs use it too.
     std::string name = "fd";
 };
@@ -139,7 +157,11 @@ class FdPoller final : public Poller {
 public:
     using Handler = std::function<void(Ready)>;
 
+    /// FdPlacement::kThreads only (std::invalid_argument otherwise).
     explicit FdPoller(FdPollerOptions options = {});
+    /// Either placement; kLoops installs a waiter on every loop of
+    /// `scheduler` at start(), which must outlive the poller's watches.
+    FdPoller(sched::Scheduler& scheduler, FdPollerOptions options);
     /// stop(). Watches still registered keep their handles valid; cancel or
     /// destroy them before the poller goes.
     ~FdPoller() override;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include <quiesce/scheduler/group.hpp>
+#include <quiesce/scheduler/loop_waiter.hpp>
 #include <quiesce/scheduler/need_resched.hpp>
 #include <quiesce/scheduler/slice_mode.hpp>
 
@@ -65,6 +66,15 @@ struct SchedulerOptions {
     std::size_t fiber_guard_size = 64 * 1024;
     /// Thread names are "NAME/i"; stall warnings and logs use it too.
     std::string name = "loop";
+    /// A loop with a LoopWaiter (set_loop_waiter()) polls it between turns
+    /// once per this much of its CPU time while it is busy: the longest an
+    /// in-loop source waits for a busy loop (plus one turn).
+    std::chrono::microseconds poll_interval{50};
+    /// A loop with a LoopWaiter polls it this long (wall time) before it
+    /// sleeps, so that readiness arriving microseconds apart is taken
+    /// without a sleep and a wake-up; 0 turns it off. Costs up to this much
+    /// CPU each time the loop goes idle.
+    std::chrono::microseconds idle_spin{20};
 };
 
 /// One loop's counters (relaxed snapshot).
@@ -118,6 +128,14 @@ public:
     /// throws std::system_error (saying why) when none can be mapped, and as
     /// make_group().
     Group spawn(std::function<void()> main, GroupOptions options = {});
+
+    /// Gives loop `index` a waiter: from its next scheduling point on, the
+    /// loop sleeps in `waiter->wait()` instead of on its futex, is woken with
+    /// `waiter->wake()`, and polls `waiter->poll()` while busy (see
+    /// loop_waiter.hpp). Once per loop; the scheduler keeps the waiter until
+    /// it is destroyed. Throws std::logic_error if the loop has one already
+    /// or `index` is out of range. Thread: any.
+    void set_loop_waiter(unsigned index, std::shared_ptr<LoopWaiter> waiter);
 
     /// Stops accepting posts (closes every group: each loop lets the event it
     /// runs finish, then runs close handlers and drops what is queued), joins

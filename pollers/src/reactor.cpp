@@ -1,0 +1,79 @@
+// Reactor; see reactor.hpp.
+#include "reactor.hpp"
+
+#include <event2/event.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+
+namespace quiesce::pollers::detail {
+namespace {
+
+void drain_wake(evutil_socket_t fd, short, void*) {
+    std::uint64_t count = 0;
+    (void)!read(fd, &count, sizeof count);
+}
+
+void nothing(evutil_socket_t, short, void*) {}
+
+}  // namespace
+
+Reactor::Reactor() {
+    base_ = event_base_new();
+    if (base_ == nullptr) {
+        throw std::system_error(errno != 0 ? errno : ENOMEM, std::generic_category(),
+                                "pollers: event_base_new for a loop");
+    }
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) {
+        const int err = errno;
+        event_base_free(base_);
+        throw std::system_error(err, std::generic_category(), "pollers: eventfd for a loop");
+    }
+    wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &drain_wake, nullptr);
+    timeout_event_ = evtimer_new(base_, &nothing, nullptr);
+    if (wake_event_ == nullptr || timeout_event_ == nullptr || event_add(wake_event_, nullptr) != 0) {
+        release();
+        throw std::system_error(ENOMEM, std::generic_category(), "pollers: events for a loop");
+    }
+}
+
+Reactor::~Reactor() {
+    release();
+}
+
+void Reactor::release() noexcept {
+    if (timeout_event_ != nullptr) event_free(timeout_event_);
+    if (wake_event_ != nullptr) event_free(wake_event_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+    if (base_ != nullptr) event_base_free(base_);
+    timeout_event_ = wake_event_ = nullptr;
+    wake_fd_ = -1;
+    base_ = nullptr;
+}
+
+void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
+    const bool timed = timeout.count() >= 0;
+    if (timed) {
+        timeval tv{};
+        tv.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
+        tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1'000'000'000 + 999) / 1000);
+        evtimer_add(timeout_event_, &tv);
+    }
+    event_base_loop(base_, EVLOOP_ONCE);  // one epoll_wait, then the callbacks
+    if (timed) evtimer_del(timeout_event_);
+}
+
+void Reactor::wake() noexcept {
+    const std::uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+}
+
+void Reactor::poll() noexcept {
+    event_base_loop(base_, EVLOOP_NONBLOCK);
+}
+
+}  // namespace quiesce::pollers::detail
