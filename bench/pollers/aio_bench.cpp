@@ -50,7 +50,8 @@ off_t random_offset(std::mt19937_64& rng) {
 double ours_aio_reads(bool io_uring, unsigned threads, std::chrono::milliseconds run) {
     const int fd = cached_file();
     sched::Scheduler scheduler({.threads = threads});
-    pollers::AioPoller aio({.queue_depth = 256, .use_io_uring = io_uring, .fallback_threads = threads});
+    pollers::AioPoller aio(
+        {.queue_depth = 256, .use_io_uring = io_uring, .fallback_threads = threads});
     aio.start();
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> reads{0};
@@ -91,7 +92,8 @@ double pread_reads(unsigned threads, std::chrono::milliseconds run) {
             alignas(64) char buf[kRead];
             std::uint64_t mine = 0;
             while (!stop.load(std::memory_order_relaxed)) {
-                if (pread(fd, buf, kRead, random_offset(rng)) == static_cast<ssize_t>(kRead)) ++mine;
+                if (pread(fd, buf, kRead, random_offset(rng)) == static_cast<ssize_t>(kRead))
+                    ++mine;
             }
             reads += mine;
         });

@@ -10,14 +10,14 @@
 // Threading: the driver and the handlers share per-socket stamps (atomics).
 #include <event2/event.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
-#include <string>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,7 +38,8 @@ struct Sockets {
     std::vector<std::array<int, 2>> pairs;
     explicit Sockets(int count) : pairs(static_cast<std::size_t>(count)) {
         for (auto& pair : pairs) {
-            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair.data()) != 0)
+            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair.data()) !=
+                0)
                 throw std::runtime_error("socketpair");
         }
     }
@@ -61,10 +62,10 @@ struct Shared {
         char buf[64];
         while (read(fd, buf, sizeof buf) > 0) {
         }
-        latencies.push_back(static_cast<double>(
-                                start - stamps[static_cast<std::size_t>(index)].load(
-                                            std::memory_order_acquire)) /
-                            1000.0);
+        latencies.push_back(
+            static_cast<double>(
+                start - stamps[static_cast<std::size_t>(index)].load(std::memory_order_acquire)) /
+            1000.0);
         handled.fetch_add(1, std::memory_order_release);
     }
 };

@@ -24,7 +24,8 @@ std::vector<double> medians(int count, F&& one) {
     std::vector<std::vector<double>> all(static_cast<std::size_t>(count));
     for (int r = 0; r < rounds; ++r) {
         std::vector<double> got = one();
-        for (int i = 0; i < count; ++i) all[static_cast<std::size_t>(i)].push_back(got[static_cast<std::size_t>(i)]);
+        for (int i = 0; i < count; ++i)
+            all[static_cast<std::size_t>(i)].push_back(got[static_cast<std::size_t>(i)]);
     }
     std::vector<double> out;
     for (auto& v : all) out.push_back(quantile(v, 0.5));
@@ -32,17 +33,19 @@ std::vector<double> medians(int count, F&& one) {
 }
 
 void fd_rows(std::chrono::milliseconds run) {
-    std::printf("\n-- FD readiness to handler, a group per socket on one loop (in loops: the loop "
-                "sleeps in its own\n   event_base; poller thread: FdPoller's thread posts to the "
-                "loop), vs a libevent event_base on\n   its own thread. The loop / libevent thread "
-                "on CPU 0, the writer on CPU 1; edge-triggered; handler reads the byte\n");
+    std::printf(
+        "\n-- FD readiness to handler, a group per socket on one loop (in loops: the loop "
+        "sleeps in its own\n   event_base; poller thread: FdPoller's thread posts to the "
+        "loop), vs a libevent event_base on\n   its own thread. The loop / libevent thread "
+        "on CPU 0, the writer on CPU 1; edge-triggered; handler reads the byte\n");
     struct Shape {
         int sockets;
         int gap_us;
         const char* name;
     };
-    for (Shape shape : {Shape{1, 0, "1 socket, back to back"}, Shape{1000, 0, "1000 sockets, back to back"},
-                        Shape{1, 200, "1 socket, from idle (200 us gaps)"}}) {
+    for (Shape shape :
+         {Shape{1, 0, "1 socket, back to back"}, Shape{1000, 0, "1000 sockets, back to back"},
+          Shape{1, 200, "1 socket, from idle (200 us gaps)"}}) {
         auto m = medians(9, [&] {
             FdResult t = ours_fd(shape.sockets, run, shape.gap_us, false);
             FdResult o = ours_fd(shape.sockets, run, shape.gap_us, true);
@@ -90,8 +93,9 @@ int main(int argc, char** argv) {
     if (argc > 2) rounds = std::atoi(argv[2]);
     const std::string sections = argc > 3 ? argv[3] : "fao";
     const auto run = std::chrono::milliseconds(static_cast<long>(seconds * 1000));
-    std::printf("quiesce pollers benchmark on %s\n%.1f s per run, medians of %d alternating rounds\n",
-                machine().c_str(), seconds, rounds);
+    std::printf(
+        "quiesce pollers benchmark on %s\n%.1f s per run, medians of %d alternating rounds\n",
+        machine().c_str(), seconds, rounds);
     if (sections.find('f') != std::string::npos) fd_rows(run);
     if (sections.find('a') != std::string::npos) aio_rows(run);
     if (sections.find('o') != std::string::npos) offload_rows(run);

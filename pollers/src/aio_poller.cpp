@@ -40,7 +40,8 @@ std::unique_ptr<detail::AioRequest> make_request(detail::AioOp op, int fd, void*
 }  // namespace
 
 AioPoller::AioPoller(AioPollerOptions options)
-    : Poller(options.name.empty() ? "aio" : options.name), options_(validated(std::move(options))) {}
+    : Poller(options.name.empty() ? "aio" : options.name),
+      options_(validated(std::move(options))) {}
 
 AioPoller::~AioPoller() {
     stop();
@@ -89,7 +90,8 @@ namespace {
 
 void submit_stackless(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioRequest> request,
                       const sched::Group& group, AioPoller::Completion done) {
-    if (!group || !done) throw std::invalid_argument("pollers::AioPoller needs a group and a completion");
+    if (!group || !done)
+        throw std::invalid_argument("pollers::AioPoller needs a group and a completion");
     request->group = group;
     request->done = std::move(done);
     if (impl != nullptr && impl->submit(request, /*wait=*/false)) return;
@@ -101,7 +103,8 @@ void submit_stackless(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioR
 }
 
 AioResult submit_fiber(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioRequest> request) {
-    if (!sched::this_fiber::active()) throw std::logic_error("pollers::AioPoller: a fiber call outside a fiber");
+    if (!sched::this_fiber::active())
+        throw std::logic_error("pollers::AioPoller: a fiber call outside a fiber");
     if (impl == nullptr) return AioResult{0, std::make_error_code(std::errc::operation_canceled)};
     return detail::fiber_io(std::move(request), [impl](std::unique_ptr<detail::AioRequest>& r) {
         return impl->submit(r, /*wait=*/true);
@@ -110,8 +113,8 @@ AioResult submit_fiber(detail::AioBackendImpl* impl, std::unique_ptr<detail::Aio
 
 }  // namespace
 
-void AioPoller::read_at(const sched::Group& group, int fd, void* buf, std::size_t len,
-                        off_t offset, Completion done) {
+void AioPoller::read_at(const sched::Group& group, int fd, void* buf, std::size_t len, off_t offset,
+                        Completion done) {
     submit_stackless(impl_.get(), make_request(detail::AioOp::kRead, fd, buf, len, offset), group,
                      std::move(done));
 }
@@ -133,8 +136,8 @@ AioResult AioPoller::read_at(int fd, void* buf, std::size_t len, off_t offset) {
 }
 
 AioResult AioPoller::write_at(int fd, const void* buf, std::size_t len, off_t offset) {
-    return submit_fiber(impl_.get(),
-                        make_request(detail::AioOp::kWrite, fd, const_cast<void*>(buf), len, offset));
+    return submit_fiber(
+        impl_.get(), make_request(detail::AioOp::kWrite, fd, const_cast<void*>(buf), len, offset));
 }
 
 AioResult AioPoller::fsync(int fd) {

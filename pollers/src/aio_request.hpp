@@ -32,10 +32,10 @@ struct AioRequest {
     off_t offset = 0;
 
     bool fiber = false;
-    sched::Group group;              // stackless: where `done` runs
-    AioPoller::Completion done;      // stackless
-    sched::FiberWaker waker;         // fiber
-    std::atomic<bool> finished{false};  // fiber: [AIO2]
+    sched::Group group;                  // stackless: where `done` runs
+    AioPoller::Completion done;          // stackless
+    sched::FiberWaker waker;             // fiber
+    std::atomic<bool> finished{false};   // fiber: [AIO2]
     std::atomic<bool> published{false};  // io_uring: [AIO1]
     AioResult result;
 
@@ -67,9 +67,9 @@ public:
 private:
     const std::size_t capacity_;
     mutable std::mutex mutex_;
-    std::size_t in_flight_ = 0;                // mutex_
-    bool closed_ = true;                       // mutex_
-    std::deque<sched::FiberWaker> waiters_;    // mutex_
+    std::size_t in_flight_ = 0;              // mutex_
+    bool closed_ = true;                     // mutex_
+    std::deque<sched::FiberWaker> waiters_;  // mutex_
 };
 
 /// The fiber side of a request: submits it through `submit` and waits.

@@ -137,7 +137,7 @@ private:
 
     void handle(const io_uring_cqe& cqe) {
         auto* raw = static_cast<AioRequest*>(io_uring_cqe_get_data(&cqe));
-        if (raw == nullptr) return;  // stop()'s wake-up
+        if (raw == nullptr) return;                            // stop()'s wake-up
         (void)raw->published.load(std::memory_order_acquire);  // [AIO1]
         if (cqe.res == -EINTR) {
             if (const int rc = enqueue(raw); rc < 0) finish(raw, -rc);

@@ -143,8 +143,8 @@ void FdPollerImpl::stop() noexcept {
         if (!running_) return;
         running_ = false;
     }
-    if (options.placement == FdPlacement::kLoops) return;  // the loops keep their bases
-    stopping_.store(true, std::memory_order_release);  // [FP1]
+    if (options.placement == FdPlacement::kLoops) return;        // the loops keep their bases
+    stopping_.store(true, std::memory_order_release);            // [FP1]
     for (auto& base : bases_) event_base_loopbreak(base->base);  // thread-safe: wakes it
     for (auto& base : bases_) {
         base->thread->join();
@@ -156,7 +156,8 @@ std::error_code FdPollerImpl::try_watch(int fd, const sched::Group& group, Ready
                                         FdPoller::Handler handler, WatchOptions watch_options,
                                         std::chrono::nanoseconds timeout, FdWatch& out) noexcept {
     out = FdWatch();
-    if (fd < 0 || fcntl(fd, F_GETFD) == -1) return std::make_error_code(std::errc::bad_file_descriptor);
+    if (fd < 0 || fcntl(fd, F_GETFD) == -1)
+        return std::make_error_code(std::errc::bad_file_descriptor);
     if ((what & kReadWrite) == 0 || !group || !handler) {
         return std::make_error_code(std::errc::invalid_argument);
     }
@@ -244,11 +245,13 @@ FdWatch FdPoller::watch(int fd, const sched::Group& group, Ready what, Handler h
     if (error == std::errc::bad_file_descriptor) {
         why = "not an open file descriptor";
     } else if (error == std::errc::file_exists) {
-        why = "already watched by this poller; cancel that watch first (a closed fd must be "
-              "unwatched before its number is reused)";
+        why =
+            "already watched by this poller; cancel that watch first (a closed fd must be "
+            "unwatched before its number is reused)";
     } else if (error == std::errc::operation_not_permitted) {
-        why = "epoll cannot watch this kind of file (a regular file or a directory: read it "
-              "through the AIO poller)";
+        why =
+            "epoll cannot watch this kind of file (a regular file or a directory: read it "
+            "through the AIO poller)";
     } else if (error == std::errc::invalid_argument) {
         why = "needs kRead and/or kWrite, a group and a handler";
     } else if (error == std::errc::no_space_on_device) {
@@ -259,8 +262,8 @@ FdWatch FdPoller::watch(int fd, const sched::Group& group, Ready what, Handler h
     throw std::system_error(error, where + ": " + why);
 }
 
-std::error_code FdPoller::try_watch(int fd, const sched::Group& group, Ready what,
-                                    Handler handler, WatchOptions options, FdWatch& out) noexcept {
+std::error_code FdPoller::try_watch(int fd, const sched::Group& group, Ready what, Handler handler,
+                                    WatchOptions options, FdWatch& out) noexcept {
     return impl_->try_watch(fd, group, what, std::move(handler), options,
                             std::chrono::nanoseconds(-1), out);
 }

@@ -68,8 +68,8 @@ private:
     std::vector<std::unique_ptr<Base>> bases_;
     std::atomic<bool> stopping_{false};
     mutable std::mutex mutex_;
-    bool running_ = false;                           // mutex_
-    std::unordered_map<int, WatchCore*> watches_;    // mutex_
+    bool running_ = false;                         // mutex_
+    std::unordered_map<int, WatchCore*> watches_;  // mutex_
 };
 
 }  // namespace quiesce::pollers::detail

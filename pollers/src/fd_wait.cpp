@@ -17,7 +17,8 @@ namespace quiesce::pollers {
 namespace {
 
 void require_fiber(const char* what) {
-    if (!sched::this_fiber::active()) throw std::logic_error(std::string(what) + " outside a fiber");
+    if (!sched::this_fiber::active())
+        throw std::logic_error(std::string(what) + " outside a fiber");
 }
 
 }  // namespace
@@ -36,9 +37,9 @@ WaitResult wait_ready(FdPoller& poller, int fd, Ready what, std::chrono::nanosec
         [shared](Ready ready) {
             const bool timed_out = (ready & detail::kTimeoutBit) != 0;
             // relaxed: the fiber reads it in a later event of the same group.
-            shared->result.store(static_cast<int>(timed_out ? WaitResult::kTimedOut
-                                                            : WaitResult::kReady),
-                                 std::memory_order_relaxed);
+            shared->result.store(
+                static_cast<int>(timed_out ? WaitResult::kTimedOut : WaitResult::kReady),
+                std::memory_order_relaxed);
             (void)shared->waker.wake();
         },
         WatchOptions{.persistent = false}, timeout, watch);

@@ -37,8 +37,8 @@ short libevent_flags(Ready what, const WatchOptions& options) noexcept {
 
 }  // namespace
 
-WatchCore::WatchCore(FdPollerImpl& poller, unsigned index, int watched, sched::Group g,
-                     Ready ready, FdPoller::Handler h, WatchOptions opts)
+WatchCore::WatchCore(FdPollerImpl& poller, unsigned index, int watched, sched::Group g, Ready ready,
+                     FdPoller::Handler h, WatchOptions opts)
     : owner(poller),
       base_index(index),
       fd(watched),
@@ -52,8 +52,8 @@ WatchCore::WatchCore(FdPollerImpl& poller, unsigned index, int watched, sched::G
 std::error_code WatchCore::add(std::chrono::nanoseconds timeout) noexcept {
     std::lock_guard lock(control_mutex);
     if (ev == nullptr) {
-        ev = event_new(owner.base(base_index), fd, libevent_flags(what, options), &libevent_callback,
-                       this);
+        ev = event_new(owner.base(base_index), fd, libevent_flags(what, options),
+                       &libevent_callback, this);
         if (ev == nullptr) return std::make_error_code(std::errc::not_enough_memory);
     }
     timeval tv{};
@@ -164,7 +164,8 @@ std::error_code WatchCore::modify(Ready next) noexcept {
     event_assign(ev, owner.base(base_index), fd, libevent_flags(what, options), &libevent_callback,
                  this);
     errno = 0;
-    if (event_add(ev, nullptr) != 0) return std::error_code(errno != 0 ? errno : EINVAL, std::generic_category());
+    if (event_add(ev, nullptr) != 0)
+        return std::error_code(errno != 0 ? errno : EINVAL, std::generic_category());
     return {};
 }
 
@@ -172,7 +173,8 @@ std::error_code WatchCore::rearm_level() noexcept {
     std::lock_guard lock(control_mutex);
     if (ev == nullptr) return std::make_error_code(std::errc::operation_canceled);
     errno = 0;
-    if (event_add(ev, nullptr) != 0) return std::error_code(errno != 0 ? errno : EINVAL, std::generic_category());
+    if (event_add(ev, nullptr) != 0)
+        return std::error_code(errno != 0 ? errno : EINVAL, std::generic_category());
     return {};
 }
 
@@ -181,7 +183,8 @@ std::error_code WatchCore::rearm() noexcept {
     if (ev == nullptr) return std::make_error_code(std::errc::operation_canceled);
     if (options.persistent) return {};
     errno = 0;
-    if (event_add(ev, nullptr) != 0) return std::error_code(errno != 0 ? errno : EINVAL, std::generic_category());
+    if (event_add(ev, nullptr) != 0)
+        return std::error_code(errno != 0 ? errno : EINVAL, std::generic_category());
     return {};
 }
 

@@ -68,7 +68,7 @@ struct WatchCore : sched::detail::EventNode {
     const sched::Group group;
     const FdPoller::Handler handler;
     const WatchOptions options;
-    Ready what;              // control_mutex
+    Ready what;                  // control_mutex
     struct event* ev = nullptr;  // control_mutex; libevent's, freed by cancel()
 
     /// See the file comment. [FW1]-[FW3].
@@ -78,8 +78,7 @@ struct WatchCore : sched::detail::EventNode {
     std::mutex control_mutex;
 
 private:
-    static sched::Status operation(sched::detail::EventNode* node,
-                                   sched::detail::Action action);
+    static sched::Status operation(sched::detail::EventNode* node, sched::detail::Action action);
     void run();
     /// Clears `bits`; deletes the core if that left it unreferenced.
     void clear(std::uint32_t bits) noexcept;

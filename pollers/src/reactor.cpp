@@ -35,7 +35,8 @@ Reactor::Reactor() {
     }
     wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &drain_wake, nullptr);
     timeout_event_ = evtimer_new(base_, &nothing, nullptr);
-    if (wake_event_ == nullptr || timeout_event_ == nullptr || event_add(wake_event_, nullptr) != 0) {
+    if (wake_event_ == nullptr || timeout_event_ == nullptr ||
+        event_add(wake_event_, nullptr) != 0) {
         release();
         throw std::system_error(ENOMEM, std::generic_category(), "pollers: events for a loop");
     }

@@ -71,10 +71,10 @@ private:
     SignalPoller& api_;
     mutable std::mutex mutex_;
     std::multimap<int, std::shared_ptr<SignalSubscriptionCore>> subscriptions_;  // mutex_
-    sigset_t mask_;           // mutex_: every signal subscribed so far
-    int signal_fd_ = -1;      // mutex_ (set once by start)
-    int wake_fd_ = -1;        // mutex_ (set once by start)
-    bool running_ = false;    // mutex_
+    sigset_t mask_;         // mutex_: every signal subscribed so far
+    int signal_fd_ = -1;    // mutex_ (set once by start)
+    int wake_fd_ = -1;      // mutex_ (set once by start)
+    bool running_ = false;  // mutex_
     std::unique_ptr<PollerThread> thread_;
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> received_{0};  // poller thread only (relaxed)
@@ -89,9 +89,9 @@ void check_signal(int signal) {
                         signal, SIGRTMAX));
     }
     if (signal == SIGKILL || signal == SIGSTOP) {
-        throw std::invalid_argument(fmt::format(
-            "pollers::SignalPoller::subscribe: signal {} ({}) cannot be caught", signal,
-            sigabbrev_np(signal)));
+        throw std::invalid_argument(
+            fmt::format("pollers::SignalPoller::subscribe: signal {} ({}) cannot be caught", signal,
+                        sigabbrev_np(signal)));
     }
     for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) {
         if (signal == fault) {
@@ -137,11 +137,13 @@ void SignalPollerImpl::start() {
     if (signal_fd_ < 0) {
         signal_fd_ = signalfd(-1, &mask_, SFD_NONBLOCK | SFD_CLOEXEC);
         if (signal_fd_ < 0) {
-            throw std::system_error(errno, std::generic_category(), "pollers::SignalPoller: signalfd");
+            throw std::system_error(errno, std::generic_category(),
+                                    "pollers::SignalPoller: signalfd");
         }
         wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake_fd_ < 0) {
-            throw std::system_error(errno, std::generic_category(), "pollers::SignalPoller: eventfd");
+            throw std::system_error(errno, std::generic_category(),
+                                    "pollers::SignalPoller: eventfd");
         }
     }
     stopping_.store(false, std::memory_order_relaxed);  // relaxed: the thread is not running

@@ -166,7 +166,7 @@ void Loop::set_waiter(std::shared_ptr<LoopWaiter> waiter) {
     has_waiter_ = true;
     pending_waiter_ = std::move(waiter);
     waiter_pending_.store(true, std::memory_order_relaxed);  // relaxed: the mutex orders the rest
-    wake();  // a sleeping loop adopts it now
+    wake();                                                  // a sleeping loop adopts it now
 }
 
 void Loop::adopt_waiter() noexcept {
@@ -414,7 +414,8 @@ bool Loop::spin_before_idle() noexcept {
     const std::int64_t until = TimerHeap::now_ns() + static_cast<std::int64_t>(idle_spin_ns_);
     do {
         waiter_->poll();
-        if (!inbox_.empty() || exit_.load(std::memory_order_relaxed)) return true;  // relaxed: re-read in idle()
+        if (!inbox_.empty() || exit_.load(std::memory_order_relaxed))
+            return true;  // relaxed: re-read in idle()
     } while (TimerHeap::now_ns() < until);
     return false;
 }

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 

@@ -82,8 +82,10 @@ TEST_CASE("fiber reads at random offsets return the file's bytes", "[pollers][un
             unsigned char buf[4096];
             for (int i = 0; i < 100; ++i) {
                 const std::size_t offset = rng() % ((1 << 20) - sizeof buf);
-                pollers::AioResult r = aio.read_at(file.fd, buf, sizeof buf, static_cast<off_t>(offset));
-                (r.bytes == sizeof buf && !r.error && matches(buf, sizeof buf, offset) ? good : bad)++;
+                pollers::AioResult r =
+                    aio.read_at(file.fd, buf, sizeof buf, static_cast<off_t>(offset));
+                (r.bytes == sizeof buf && !r.error && matches(buf, sizeof buf, offset) ? good
+                                                                                       : bad)++;
             }
             done++;
         });
@@ -118,7 +120,8 @@ TEST_CASE("stackless completions run on the group; EOF, short reads and bad fds 
     });
     aio.read_at(group, file.fd, buf[1], 4096, 8000, [&](pollers::AioResult r) {
         check_group();
-        shortened = r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf[1], r.bytes, 8000) ? 1 : -1);
+        shortened =
+            r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf[1], r.bytes, 8000) ? 1 : -1);
         finished++;
     });
     aio.read_at(group, file.fd, buf[2], 4096, 20000, [&](pollers::AioResult r) {
@@ -153,8 +156,8 @@ TEST_CASE("writes and fsync land, from a fiber", "[pollers][unit]") {
         pollers::AioResult s = aio.fsync(file.fd);
         char back[64] = {};
         pollers::AioResult r = aio.read_at(file.fd, back, sizeof back, 100);
-        ok = !w.error && w.bytes == text.size() && !s.error && !r.error &&
-             r.bytes == text.size() && std::memcmp(back, text.data(), text.size()) == 0;
+        ok = !w.error && w.bytes == text.size() && !s.error && !r.error && r.bytes == text.size() &&
+             std::memcmp(back, text.data(), text.size()) == 0;
         pollers::AioResult bad = aio.write_at(-1, text.data(), 1, 0);
         ok = ok && bad.error == std::errc::bad_file_descriptor;
         finished = true;

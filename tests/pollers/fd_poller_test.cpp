@@ -38,7 +38,9 @@ pollers::FdPlacement placement_under_test() {
 
 struct SocketPair {
     int fd[2] = {-1, -1};
-    SocketPair() { REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0); }
+    SocketPair() {
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0);
+    }
     ~SocketPair() {
         close(fd[0]);
         close(fd[1]);
@@ -70,14 +72,15 @@ TEST_CASE("readiness runs the handler on the watch's group, once per edge", "[po
     sched::Group group = scheduler.make_group({.name = "reader"});
     std::atomic<int> runs{0}, bytes{0};
     std::atomic<bool> wrong_group{false};
-    pollers::FdWatch watch = poller.watch(
-        pair.fd[0], group, pollers::kRead,
-        [&](pollers::Ready ready) {
-            if (!(sched::Group::current() == group) || (ready & pollers::kRead) == 0) wrong_group = true;
-            bytes += drain(pair.fd[0]);
-            runs.fetch_add(1);
-        },
-        {.edge_triggered = true});
+    pollers::FdWatch watch =
+        poller.watch(pair.fd[0], group, pollers::kRead,
+                     [&](pollers::Ready ready) {
+                         if (!(sched::Group::current() == group) || (ready & pollers::kRead) == 0)
+                             wrong_group = true;
+                         bytes += drain(pair.fd[0]);
+                         runs.fetch_add(1);
+                     },
+                     {.edge_triggered = true});
     for (int i = 1; i <= 20; ++i) {
         pair.send();
         REQUIRE(wait_until([&] { return bytes.load() == i; }));
@@ -110,14 +113,18 @@ TEST_CASE("readiness coalesces while the handler is queued", "[pollers][unit]") 
     REQUIRE(wait_until([&] { return holding.load(); }));
     std::atomic<int> runs{0};
     std::atomic<int> seen{0};
-    pollers::FdWatch wa = poller.watch(a.fd[0], group, pollers::kRead, [&](pollers::Ready) {
-        drain(a.fd[0]);
-        runs.fetch_add(1);
-    }, {.edge_triggered = true});
-    pollers::FdWatch wb = poller.watch(b.fd[0], group, pollers::kReadWrite, [&](pollers::Ready r) {
-        seen.fetch_or(r);
-        drain(b.fd[0]);
-    }, {.edge_triggered = true});
+    pollers::FdWatch wa = poller.watch(a.fd[0], group, pollers::kRead,
+                                       [&](pollers::Ready) {
+                                           drain(a.fd[0]);
+                                           runs.fetch_add(1);
+                                       },
+                                       {.edge_triggered = true});
+    pollers::FdWatch wb = poller.watch(b.fd[0], group, pollers::kReadWrite,
+                                       [&](pollers::Ready r) {
+                                           seen.fetch_or(r);
+                                           drain(b.fd[0]);
+                                       },
+                                       {.edge_triggered = true});
     for (int i = 0; i < 10; ++i) {
         a.send();
         std::this_thread::sleep_for(1ms);  // separate edges
@@ -128,7 +135,7 @@ TEST_CASE("readiness coalesces while the handler is queued", "[pollers][unit]") 
     hold = false;
     REQUIRE(wait_until([&] { return runs.load() >= 1 && seen.load() != 0; }));
     std::this_thread::sleep_for(20ms);
-    CHECK(runs.load() == 1);  // ten edges, one run
+    CHECK(runs.load() == 1);                    // ten edges, one run
     CHECK(seen.load() == pollers::kReadWrite);  // the union of what became ready
 }
 
@@ -142,18 +149,22 @@ TEST_CASE("a level-triggered watch fires until the data is read; one-shot fires 
     sched::Group group = scheduler.make_group();
     std::atomic<int> level_runs{0};
     {
-        pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
-            if (level_runs.fetch_add(1) == 5) drain(pair.fd[0]);
-        });
+        pollers::FdWatch watch =
+            poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+                if (level_runs.fetch_add(1) == 5) drain(pair.fd[0]);
+            });
         pair.send();
         REQUIRE(wait_until([&] { return level_runs.load() >= 6; }));
         std::this_thread::sleep_for(20ms);
         CHECK(level_runs.load() == 6);  // stops once drained
     }
     std::atomic<int> once_runs{0};
-    pollers::FdWatch once = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
-        once_runs.fetch_add(1);  // does not read: level readiness stays
-    }, {.persistent = false});
+    pollers::FdWatch once =
+        poller.watch(pair.fd[0], group, pollers::kRead,
+                     [&](pollers::Ready) {
+                         once_runs.fetch_add(1);  // does not read: level readiness stays
+                     },
+                     {.persistent = false});
     pair.send();
     REQUIRE(wait_until([&] { return once_runs.load() == 1; }));
     std::this_thread::sleep_for(20ms);
@@ -178,14 +189,15 @@ TEST_CASE("after cancel() returns no handler starts, swept across a handler's ru
         std::atomic<int> started{0};
         std::atomic<bool> late_start{false};
         std::atomic<bool> cancel_returned{false};
-        pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
-            if (cancel_returned.load()) late_start = true;
-            started.fetch_add(1);
-            const auto until = std::chrono::steady_clock::now() + 50us;
-            while (std::chrono::steady_clock::now() < until) {
-            }
-            drain(pair.fd[0]);
-        });
+        pollers::FdWatch watch =
+            poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
+                if (cancel_returned.load()) late_start = true;
+                started.fetch_add(1);
+                const auto until = std::chrono::steady_clock::now() + 50us;
+                while (std::chrono::steady_clock::now() < until) {
+                }
+                drain(pair.fd[0]);
+            });
         pair.send(2);
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 150));
         pollers::CancelResult result = watch.cancel();
@@ -268,12 +280,14 @@ TEST_CASE("ten thousand watched descriptors each reach their group", "[pollers][
         REQUIRE(write(pairs[static_cast<std::size_t>(i)]->fd[0], "a", 1) == 1);  // wakes side 1
         REQUIRE(write(pairs[static_cast<std::size_t>(i)]->fd[1], "b", 1) == 1);  // wakes side 0
     }
-    REQUIRE(wait_until([&] {
-        for (auto& h : hits) {
-            if (h.load() == 0) return false;
-        }
-        return true;
-    }, 60s));
+    REQUIRE(wait_until(
+        [&] {
+            for (auto& h : hits) {
+                if (h.load() == 0) return false;
+            }
+            return true;
+        },
+        60s));
     int extra = 0;
     for (auto& h : hits) extra += h.load() - 1;
     CHECK(extra == 0);
@@ -290,10 +304,13 @@ TEST_CASE("a group that migrates keeps receiving its readiness", "[pollers][unit
     sched::Group group = scheduler.make_group({.name = "wanderer", .loop = 0});
     std::atomic<int> bytes{0};
     std::atomic<int> loops_seen{0};
-    pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
-        bytes += drain(pair.fd[0]);
-        loops_seen.fetch_or(1 << sched::Scheduler::current_loop());
-    }, {.edge_triggered = true});
+    pollers::FdWatch watch =
+        poller.watch(pair.fd[0], group, pollers::kRead,
+                     [&](pollers::Ready) {
+                         bytes += drain(pair.fd[0]);
+                         loops_seen.fetch_or(1 << sched::Scheduler::current_loop());
+                     },
+                     {.edge_triggered = true});
     // Hogs pinned to one loop at a time: the reader, queued behind them on
     // its home loop, is taken by the other, idle loop; then the hogs move.
     int sent = 0;
@@ -334,7 +351,8 @@ TEST_CASE("bad input is an error at the call site; the poller keeps running", "[
     CHECK_THROWS_AS(poller.watch(pair.fd[0], group, pollers::kRead, noop), std::logic_error);
     poller.start();
     pollers::FdWatch out;
-    CHECK(poller.try_watch(-1, group, pollers::kRead, noop, {}, out) == std::errc::bad_file_descriptor);
+    CHECK(poller.try_watch(-1, group, pollers::kRead, noop, {}, out) ==
+          std::errc::bad_file_descriptor);
     CHECK(poller.try_watch(987654, group, pollers::kRead, noop, {}, out) ==
           std::errc::bad_file_descriptor);
     CHECK_FALSE(out);
@@ -362,10 +380,12 @@ TEST_CASE("bad input is an error at the call site; the poller keeps running", "[
           std::errc::invalid_argument);
     // Still serving.
     std::atomic<int> runs{0};
-    pollers::FdWatch good = poller.watch(pair.fd[1], group, pollers::kRead, [&](pollers::Ready) {
-        drain(pair.fd[1]);
-        runs.fetch_add(1);
-    }, {.edge_triggered = true});
+    pollers::FdWatch good = poller.watch(pair.fd[1], group, pollers::kRead,
+                                         [&](pollers::Ready) {
+                                             drain(pair.fd[1]);
+                                             runs.fetch_add(1);
+                                         },
+                                         {.edge_triggered = true});
     REQUIRE(write(pair.fd[0], "x", 1) == 1);
     REQUIRE(wait_until([&] { return runs.load() == 1; }));
     CHECK_FALSE(poller.failed());
@@ -379,8 +399,8 @@ TEST_CASE("a watch whose group closed stops quietly", "[pollers][unit]") {
     SocketPair pair;
     sched::Group group = scheduler.make_group();
     std::atomic<int> runs{0};
-    pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead,
-                                          [&](pollers::Ready) { runs.fetch_add(1); });
+    pollers::FdWatch watch =
+        poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) { runs.fetch_add(1); });
     group.close();
     REQUIRE(wait_until([&] { return group.closed(); }));
     pair.send();
@@ -403,10 +423,12 @@ TEST_CASE("stop() joins promptly while the poller threads block", "[pollers][uni
     SocketPair pair;
     sched::Group group = scheduler.make_group();
     std::atomic<int> runs{0};
-    pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead, [&](pollers::Ready) {
-        drain(pair.fd[0]);
-        runs.fetch_add(1);
-    }, {.edge_triggered = true});
+    pollers::FdWatch watch = poller.watch(pair.fd[0], group, pollers::kRead,
+                                          [&](pollers::Ready) {
+                                              drain(pair.fd[0]);
+                                              runs.fetch_add(1);
+                                          },
+                                          {.edge_triggered = true});
     pair.send();
     REQUIRE(wait_until([&] { return runs.load() == 1; }));
 }

@@ -33,7 +33,9 @@ pollers::FdPlacement placement_under_test() {
 
 struct SocketPair {
     int fd[2] = {-1, -1};
-    SocketPair() { REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0); }
+    SocketPair() {
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0);
+    }
     ~SocketPair() {
         close(fd[0]);
         close(fd[1]);
@@ -55,7 +57,8 @@ TEST_CASE("a fiber waits for a descriptor with a timeout", "[pollers][unit]") {
         const auto t0 = std::chrono::steady_clock::now();
         first = static_cast<int>(pollers::wait_readable(poller, pair.fd[0], 30ms));
         waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - t0).count();
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
         waiting_second = true;
         second = static_cast<int>(pollers::wait_readable(poller, pair.fd[0], 10s));
         writable = static_cast<int>(pollers::wait_writable(poller, pair.fd[0]));

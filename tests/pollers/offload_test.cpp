@@ -23,8 +23,7 @@ using namespace quiesce;
 using namespace std::chrono_literals;
 using quiesce::test::wait_until;
 
-TEST_CASE("a stackless submission runs off the loop and delivers on its group",
-          "[pollers][unit]") {
+TEST_CASE("a stackless submission runs off the loop and delivers on its group", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 2});
     pollers::OffloadPool pool({.threads = 2, .queue_capacity = 8});
     pool.start();
@@ -49,8 +48,7 @@ TEST_CASE("a stackless submission runs off the loop and delivers on its group",
     pool.stop();
 }
 
-TEST_CASE("an exception thrown by the call comes back as the outcome's error",
-          "[pollers][unit]") {
+TEST_CASE("an exception thrown by the call comes back as the outcome's error", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 1});
     pollers::OffloadPool pool({.threads = 1});
     pool.start();
@@ -102,11 +100,15 @@ TEST_CASE("a full queue refuses stackless submissions and loses nothing", "[poll
         if (!got.ok()) failed.fetch_add(1);
         delivered.fetch_add(1);
     };
-    REQUIRE(pool.try_submit(group, [&] { gate.block(); }, done));  // runs, blocks the thread
+    REQUIRE(pool.try_submit(
+        group, [&] { gate.block(); }, done));  // runs, blocks the thread
     REQUIRE(gate.wait_entered());
-    CHECK(pool.try_submit(group, [] {}, done));  // queued 1
-    CHECK(pool.try_submit(group, [] {}, done));  // queued 2
-    CHECK_FALSE(pool.try_submit(group, [] {}, done));  // full: told
+    CHECK(pool.try_submit(
+        group, [] {}, done));  // queued 1
+    CHECK(pool.try_submit(
+        group, [] {}, done));  // queued 2
+    CHECK_FALSE(pool.try_submit(
+        group, [] {}, done));  // full: told
     CHECK(pool.stats().refused == 1);
     CHECK(pool.stats().queued == 2);
     gate.open();
@@ -116,8 +118,7 @@ TEST_CASE("a full queue refuses stackless submissions and loses nothing", "[poll
     CHECK(failed.load() == 0);
 }
 
-TEST_CASE("fibers wait their turn for a full queue, and every call completes",
-          "[pollers][unit]") {
+TEST_CASE("fibers wait their turn for a full queue, and every call completes", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 2});
     pollers::OffloadPool pool({.threads = 1, .queue_capacity = 1});
     pool.start();
@@ -161,10 +162,13 @@ TEST_CASE("stop() cancels queued calls, joins, and fibers are told", "[pollers][
             if (error.code() == std::errc::operation_canceled) cancelled.fetch_add(1);
         }
     };
-    REQUIRE(pool->try_submit(group, [&] { gate.block(); }, done));
+    REQUIRE(pool->try_submit(
+        group, [&] { gate.block(); }, done));
     REQUIRE(gate.wait_entered());
-    REQUIRE(pool->try_submit(group, [] {}, done));
-    REQUIRE(pool->try_submit(group, [] {}, done));
+    REQUIRE(pool->try_submit(
+        group, [] {}, done));
+    REQUIRE(pool->try_submit(
+        group, [] {}, done));
     std::atomic<bool> fiber_told{false};
     scheduler.spawn([&] {
         try {
@@ -181,7 +185,8 @@ TEST_CASE("stop() cancels queued calls, joins, and fibers are told", "[pollers][
     REQUIRE(wait_until([&] { return ok.load() + cancelled.load() == 3 && fiber_told.load(); }));
     CHECK(ok.load() == 1);
     CHECK(cancelled.load() == 2);
-    CHECK_FALSE(pool->try_submit(group, [] {}, done));  // stopped
+    CHECK_FALSE(pool->try_submit(
+        group, [] {}, done));  // stopped
 }
 
 TEST_CASE("bad options are refused at construction", "[pollers][unit]") {

@@ -106,7 +106,8 @@ TEST_CASE("signals that cannot be events are refused with a reason", "[pollers][
     sched::Group group = scheduler.make_group();
     auto noop = [](const pollers::SignalInfo&) {};
     CHECK_THROWS_WITH(signals.subscribe(0, group, noop), Contains("not a signal number"));
-    CHECK_THROWS_WITH(signals.subscribe(SIGRTMAX + 1, group, noop), Contains("not a signal number"));
+    CHECK_THROWS_WITH(signals.subscribe(SIGRTMAX + 1, group, noop),
+                      Contains("not a signal number"));
     CHECK_THROWS_WITH(signals.subscribe(SIGKILL, group, noop), Contains("cannot be caught"));
     CHECK_THROWS_WITH(signals.subscribe(SIGSEGV, group, noop), Contains("raised by faults"));
     CHECK_THROWS_WITH(signals.subscribe(SIGRTMAX - 3, group, noop), Contains("tick signal"));

@@ -32,7 +32,8 @@ public:
     void wait(std::chrono::nanoseconds timeout) noexcept override {
         waits.fetch_add(1);
         pollfd p{fd_, POLLIN, 0};
-        const int ms = timeout.count() < 0 ? -1 : static_cast<int>((timeout.count() + 999'999) / 1'000'000);
+        const int ms =
+            timeout.count() < 0 ? -1 : static_cast<int>((timeout.count() + 999'999) / 1'000'000);
         (void)::poll(&p, 1, ms);
         std::uint64_t drained = 0;
         (void)!read(fd_, &drained, sizeof drained);

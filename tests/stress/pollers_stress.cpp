@@ -180,8 +180,8 @@ TEST_CASE("fibers through a small offload pool and the AIO poller all get their 
     stop = true;
     REQUIRE(wait_until([&] { return finished.load() == kFibers; }, 60s));
     WARN("offload calls " << calls.load() << " (waited for room " << pool.stats().waited
-                          << "), AIO reads " << reads.load() << " (io_uring backend: "
-                          << pollers::to_string(uring.backend()) << ")");
+                          << "), AIO reads " << reads.load()
+                          << " (io_uring backend: " << pollers::to_string(uring.backend()) << ")");
     CHECK(wrong.load() == 0);
     CHECK(calls.load() > 0);
     close(fd);

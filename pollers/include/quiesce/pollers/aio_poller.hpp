@@ -91,8 +91,8 @@ public:
     /// Stackless: `done(result)` runs as an event of `group`. Thread: any.
     void read_at(const sched::Group& group, int fd, void* buf, std::size_t len, off_t offset,
                  Completion done);
-    void write_at(const sched::Group& group, int fd, const void* buf, std::size_t len,
-                  off_t offset, Completion done);
+    void write_at(const sched::Group& group, int fd, const void* buf, std::size_t len, off_t offset,
+                  Completion done);
     void fsync(const sched::Group& group, int fd, Completion done);
 
     /// In a fiber: suspends until done. Yields: yes.

@@ -87,9 +87,9 @@ enum class CancelResult : std::uint8_t {
 
 /// How a fiber's wait ended.
 enum class WaitResult : std::uint8_t {
-    kReady,     ///< the fd is ready
-    kTimedOut,  ///< the deadline passed first
-    kCancelled, ///< the watch was cancelled (FiberFd::cancel(), or the poller stopped)
+    kReady,      ///< the fd is ready
+    kTimedOut,   ///< the deadline passed first
+    kCancelled,  ///< the watch was cancelled (FiberFd::cancel(), or the poller stopped)
 };
 
 /// Where readiness is waited for (pollers/README.md, "Threads or loops").
@@ -115,10 +115,10 @@ struct FdPollerOptions {
 };
 
 struct FdPollerStats {
-    std::uint64_t watches = 0;       ///< registered now
-    std::uint64_t readiness = 0;     ///< libevent callbacks (before coalescing)
-    std::uint64_t posts = 0;         ///< handler runs queued to groups
-    std::uint64_t closed_groups = 0; ///< watches stopped because their group closed
+    std::uint64_t watches = 0;        ///< registered now
+    std::uint64_t readiness = 0;      ///< libevent callbacks (before coalescing)
+    std::uint64_t posts = 0;          ///< handler runs queued to groups
+    std::uint64_t closed_groups = 0;  ///< watches stopped because their group closed
 };
 
 namespace detail {
