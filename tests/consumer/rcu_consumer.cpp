@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
         }
         domain.retire(new Counted);
     }
+    // Both readers must have read (a loaded machine may start them late).
+    while (reads.load() < 1000) std::this_thread::yield();
     stop = true;
     for (auto& t : readers) t.join();
     domain.barrier();

@@ -23,7 +23,7 @@ sed -i "s|^prefix=.*|prefix=$work/stage$install_prefix|" "$libdir"/pkgconfig/qui
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 cxx=${CXX:-c++}
 
-for pc in quiesce-rcu quiesce-scheduler; do
+for pc in quiesce-rcu quiesce-scheduler quiesce-pollers; do
   pkg-config --exists --print-errors "$pc"
   echo "$pc: cflags $(pkg-config --cflags "$pc")"
   echo "$pc: libs $(pkg-config --libs "$pc")"
@@ -51,7 +51,7 @@ build_one() {
 
 for link in shared static; do
   for ndebug in "" "-DNDEBUG"; do
-    for name in rcu_consumer scheduler_consumer; do
+    for name in rcu_consumer scheduler_consumer pollers_consumer; do
       pc=quiesce-${name%_consumer}
       exe=$(build_one "$name" "$pc" "$link" "$ndebug")
       if [ "$link" = shared ]; then
