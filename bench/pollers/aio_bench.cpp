@@ -47,11 +47,16 @@ off_t random_offset(std::mt19937_64& rng) {
 
 }  // namespace
 
-double ours_aio_reads(bool io_uring, unsigned threads, std::chrono::milliseconds run) {
+double ours_aio_reads(AioShape shape, unsigned threads, std::chrono::milliseconds run) {
     const int fd = cached_file();
     sched::Scheduler scheduler({.threads = threads});
-    pollers::AioPoller aio(
-        {.queue_depth = 256, .use_io_uring = io_uring, .fallback_threads = threads});
+    const pollers::AioPollerOptions options{.queue_depth = 256,
+                                            .use_io_uring = shape != AioShape::kPool,
+                                            .fallback_threads = threads,
+                                            .placement = shape == AioShape::kLoops
+                                                             ? pollers::AioPlacement::kLoops
+                                                             : pollers::AioPlacement::kThread};
+    pollers::AioPoller aio(scheduler, options);
     aio.start();
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> reads{0};

@@ -10,6 +10,10 @@
 
 #include <quiesce/pollers/aio_poller.hpp>
 
+namespace quiesce::sched {
+class Scheduler;
+}
+
 #include "aio_request.hpp"
 
 namespace quiesce::pollers::detail {
@@ -27,7 +31,7 @@ public:
     /// and `wait` is false, or stopped). `wait`: a fiber waits for room.
     virtual bool submit(std::unique_ptr<AioRequest>& request, bool wait) = 0;
 
-    [[nodiscard]] AioPollerStats stats() const {
+    [[nodiscard]] virtual AioPollerStats stats() const {
         AioPollerStats out;
         out.submitted = submitted.load(std::memory_order_relaxed);  // relaxed: counters
         out.completed = completed.load(std::memory_order_relaxed);
@@ -45,5 +49,9 @@ public:
 /// Throws std::system_error when io_uring cannot be set up here.
 std::unique_ptr<AioBackendImpl> make_uring_backend(Poller& owner, const AioPollerOptions& options);
 std::unique_ptr<AioBackendImpl> make_thread_backend(const AioPollerOptions& options);
+/// A ring per loop of `scheduler` (AioPlacement::kLoops); throws
+/// std::system_error when io_uring cannot be set up.
+std::unique_ptr<AioBackendImpl> make_loops_backend(Poller& owner, sched::Scheduler& scheduler,
+                                                   const AioPollerOptions& options);
 
 }  // namespace quiesce::pollers::detail

@@ -40,8 +40,17 @@ std::unique_ptr<detail::AioRequest> make_request(detail::AioOp op, int fd, void*
 }  // namespace
 
 AioPoller::AioPoller(AioPollerOptions options)
+    : Poller(options.name.empty() ? "aio" : options.name), options_(validated(std::move(options))) {
+    if (options_.placement == AioPlacement::kLoops) {
+        throw std::invalid_argument(
+            "AioPlacement::kLoops needs the scheduler: AioPoller(scheduler, options)");
+    }
+}
+
+AioPoller::AioPoller(sched::Scheduler& scheduler, AioPollerOptions options)
     : Poller(options.name.empty() ? "aio" : options.name),
-      options_(validated(std::move(options))) {}
+      options_(validated(std::move(options))),
+      scheduler_(&scheduler) {}
 
 AioPoller::~AioPoller() {
     stop();
@@ -54,9 +63,13 @@ void AioPoller::start() {
     }
     if (options_.use_io_uring) {
         try {
-            impl_ = detail::make_uring_backend(*this, options_);
-            detail::logger().debug("aio poller '{}': io_uring, {} requests in flight at most",
-                                   name(), options_.queue_depth);
+            impl_ = options_.placement == AioPlacement::kLoops
+                        ? detail::make_loops_backend(*this, *scheduler_, options_)
+                        : detail::make_uring_backend(*this, options_);
+            detail::logger().debug(
+                "aio poller '{}': io_uring ({}), {} requests in flight at most", name(),
+                options_.placement == AioPlacement::kLoops ? "a ring per loop" : "one ring",
+                options_.queue_depth);
         } catch (const std::system_error& error) {
             detail::logger().warn(
                 "aio poller '{}': io_uring refused ({}): using {} threads of pread/pwrite "

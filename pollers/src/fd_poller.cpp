@@ -82,9 +82,8 @@ void FdPollerImpl::make_bases() {
         // Every loop sleeps in its own base from its next scheduling point.
         for (unsigned i = 0; i < scheduler_->loop_count(); ++i) {
             auto base = std::make_unique<Base>();
-            base->reactor = std::make_shared<Reactor>();
+            base->reactor = reactor_for(*scheduler_, i);
             base->base = base->reactor->base();
-            scheduler_->set_loop_waiter(i, base->reactor);
             bases_.push_back(std::move(base));
         }
         return;

@@ -7,7 +7,11 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <system_error>
+
+#include <quiesce/scheduler/scheduler.hpp>
 
 namespace quiesce::pollers::detail {
 namespace {
@@ -75,6 +79,31 @@ void Reactor::wake() noexcept {
 
 void Reactor::poll() noexcept {
     event_base_loop(base_, EVLOOP_NONBLOCK);
+}
+
+}  // namespace quiesce::pollers::detail
+
+namespace quiesce::pollers::detail {
+
+std::shared_ptr<Reactor> reactor_for(sched::Scheduler& scheduler, unsigned index) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (std::shared_ptr<sched::LoopWaiter> waiter = scheduler.loop_waiter(index)) {
+            auto reactor = std::dynamic_pointer_cast<Reactor>(waiter);
+            if (!reactor) {
+                throw std::logic_error("pollers: loop " + std::to_string(index) +
+                                       " already has a waiter that is not a pollers reactor");
+            }
+            return reactor;
+        }
+        auto reactor = std::make_shared<Reactor>();
+        try {
+            scheduler.set_loop_waiter(index, reactor);
+            return reactor;
+        } catch (const std::logic_error&) {
+            // Another poller installed one meanwhile: use that.
+        }
+    }
+    throw std::logic_error("pollers: cannot install a reactor on loop " + std::to_string(index));
 }
 
 }  // namespace quiesce::pollers::detail

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 
 #include <quiesce/scheduler/loop_waiter.hpp>
 
@@ -39,5 +40,19 @@ private:
     event* wake_event_ = nullptr;
     event* timeout_event_ = nullptr;
 };
+
+}  // namespace quiesce::pollers::detail
+
+namespace quiesce::sched {
+class Scheduler;
+}
+
+namespace quiesce::pollers::detail {
+
+/// The Reactor of loop `index` of `scheduler`, installed on first use (the
+/// FdPoller and the AioPoller in their kLoops placements share it). Throws
+/// std::logic_error if the loop has a waiter that is not a Reactor.
+/// Thread: any.
+std::shared_ptr<Reactor> reactor_for(sched::Scheduler& scheduler, unsigned index);
 
 }  // namespace quiesce::pollers::detail

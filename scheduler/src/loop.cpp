@@ -162,11 +162,16 @@ void Loop::wake() noexcept {
 
 void Loop::set_waiter(std::shared_ptr<LoopWaiter> waiter) {
     std::lock_guard lock(waiter_mutex_);
-    if (has_waiter_) throw std::logic_error("Scheduler::set_loop_waiter: the loop has a waiter");
-    has_waiter_ = true;
+    if (installed_) throw std::logic_error("Scheduler::set_loop_waiter: the loop has a waiter");
+    installed_ = waiter;
     pending_waiter_ = std::move(waiter);
     waiter_pending_.store(true, std::memory_order_relaxed);  // relaxed: the mutex orders the rest
     wake();                                                  // a sleeping loop adopts it now
+}
+
+std::shared_ptr<LoopWaiter> Loop::waiter() const {
+    std::lock_guard lock(waiter_mutex_);
+    return installed_;
 }
 
 void Loop::adopt_waiter() noexcept {

@@ -54,6 +54,8 @@ public:
     /// Hands `waiter` to the loop, which adopts it at its next scheduling
     /// point. Throws std::logic_error if it has one. Thread: any.
     void set_waiter(std::shared_ptr<LoopWaiter> waiter);
+    /// The waiter handed over (adopted or not), or null. Thread: any.
+    [[nodiscard]] std::shared_ptr<LoopWaiter> waiter() const;
     /// Asks this loop to hand some ready groups to loop `thief`. Thread: any.
     void request_steal(unsigned thief) noexcept;
     /// Pops every group left in the inbox (after the thread ended) and drops
@@ -151,9 +153,9 @@ private:
     // A waiter handed over by set_waiter(): waiter_mutex_ guards it until the
     // loop adopts it; waiter_pending_ tells the loop (relaxed: a hint, the
     // mutex orders the handover).
-    std::mutex waiter_mutex_;
+    mutable std::mutex waiter_mutex_;
     std::shared_ptr<LoopWaiter> pending_waiter_;  // waiter_mutex_
-    bool has_waiter_ = false;                     // waiter_mutex_: handed over or adopted
+    std::shared_ptr<LoopWaiter> installed_;       // waiter_mutex_: handed over or adopted
     std::atomic<bool> waiter_pending_{false};
     std::atomic<LoopWaiter*> waiter_ptr_{nullptr};
     // Set once by the loop thread before start() returns (ordered by the

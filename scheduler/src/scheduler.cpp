@@ -230,6 +230,11 @@ void Scheduler::set_loop_waiter(unsigned index, std::shared_ptr<LoopWaiter> wait
     impl_->loop(index).set_waiter(std::move(waiter));
 }
 
+std::shared_ptr<LoopWaiter> Scheduler::loop_waiter(unsigned index) const {
+    if (index >= impl_->loop_count()) return nullptr;
+    return impl_->loop(index).waiter();
+}
+
 Scheduler::Scheduler(SchedulerOptions options)
     : impl_(std::make_unique<detail::SchedulerImpl>(*this, std::move(options))) {}
 

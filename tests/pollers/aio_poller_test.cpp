@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <memory>
 
 #include <atomic>
 #include <cstdlib>
@@ -57,24 +58,43 @@ bool matches(const unsigned char* buf, std::size_t len, std::size_t offset) {
     return true;
 }
 
-bool use_uring() {
-    const bool uring = GENERATE(true, false);
-    return uring;
+// Every case runs on io_uring with a reaper thread, on the pread fallback,
+// and on a ring per loop.
+enum class Variant { kUring, kThreads, kLoops };
+
+Variant variant_under_test() {
+    const Variant variant = GENERATE(Variant::kUring, Variant::kThreads, Variant::kLoops);
+    return variant;
+}
+
+const char* name_of(Variant v) {
+    return v == Variant::kUring ? "uring" : v == Variant::kThreads ? "threads" : "loops";
+}
+
+std::unique_ptr<pollers::AioPoller> make_aio(sched::Scheduler& scheduler, Variant variant,
+                                             pollers::AioPollerOptions options = {}) {
+    options.use_io_uring = variant != Variant::kThreads;
+    if (variant == Variant::kLoops) {
+        options.placement = pollers::AioPlacement::kLoops;
+        return std::make_unique<pollers::AioPoller>(scheduler, options);
+    }
+    return std::make_unique<pollers::AioPoller>(options);
 }
 
 }  // namespace
 
 TEST_CASE("fiber reads at random offsets return the file's bytes", "[pollers][unit]") {
-    const bool uring = use_uring();
-    CAPTURE(uring);
+    const Variant variant = variant_under_test();
+    CAPTURE(name_of(variant));
     TempFile file(1 << 20);
     sched::Scheduler scheduler({.threads = 2});
-    pollers::AioPoller aio({.use_io_uring = uring});
+    auto owned = make_aio(scheduler, variant);
+    pollers::AioPoller& aio = *owned;
     aio.start();
-    if (uring && aio.backend() != pollers::AioBackend::kIoUring) {
+    if (variant != Variant::kThreads && aio.backend() != pollers::AioBackend::kIoUring) {
         WARN("io_uring refused here: the io_uring case ran on the fallback");
     }
-    if (!uring) CHECK(aio.backend() == pollers::AioBackend::kThreads);
+    if (variant == Variant::kThreads) CHECK(aio.backend() == pollers::AioBackend::kThreads);
     std::atomic<int> good{0}, bad{0}, done{0};
     for (int f = 0; f < 8; ++f) {
         scheduler.spawn([&, f] {
@@ -98,11 +118,12 @@ TEST_CASE("fiber reads at random offsets return the file's bytes", "[pollers][un
 
 TEST_CASE("stackless completions run on the group; EOF, short reads and bad fds are results",
           "[pollers][unit]") {
-    const bool uring = use_uring();
-    CAPTURE(uring);
+    const Variant variant = variant_under_test();
+    CAPTURE(name_of(variant));
     TempFile file(10000);
     sched::Scheduler scheduler({.threads = 1});
-    pollers::AioPoller aio({.use_io_uring = uring});
+    auto owned = make_aio(scheduler, variant);
+    pollers::AioPoller& aio = *owned;
     aio.start();
     sched::Group group = scheduler.make_group();
     static unsigned char buf[3][4096];
@@ -143,11 +164,12 @@ TEST_CASE("stackless completions run on the group; EOF, short reads and bad fds 
 }
 
 TEST_CASE("writes and fsync land, from a fiber", "[pollers][unit]") {
-    const bool uring = use_uring();
-    CAPTURE(uring);
+    const Variant variant = variant_under_test();
+    CAPTURE(name_of(variant));
     TempFile file(0);
     sched::Scheduler scheduler({.threads = 1});
-    pollers::AioPoller aio({.use_io_uring = uring});
+    auto owned = make_aio(scheduler, variant);
+    pollers::AioPoller& aio = *owned;
     aio.start();
     std::atomic<bool> ok{false}, finished{false};
     scheduler.spawn([&] {
@@ -168,11 +190,12 @@ TEST_CASE("writes and fsync land, from a fiber", "[pollers][unit]") {
 
 TEST_CASE("a full queue refuses stackless requests and makes fibers wait; nothing is lost",
           "[pollers][unit]") {
-    const bool uring = use_uring();
-    CAPTURE(uring);
+    const Variant variant = variant_under_test();
+    CAPTURE(name_of(variant));
     TempFile file(1 << 16);
     sched::Scheduler scheduler({.threads = 2});
-    pollers::AioPoller aio({.queue_depth = 2, .use_io_uring = uring, .fallback_threads = 1});
+    auto owned = make_aio(scheduler, variant, {.queue_depth = 2, .fallback_threads = 1});
+    pollers::AioPoller& aio = *owned;
     aio.start();
     sched::Group group = scheduler.make_group();
     constexpr int kRequests = 300;
@@ -210,26 +233,27 @@ TEST_CASE("a full queue refuses stackless requests and makes fibers wait; nothin
 }
 
 TEST_CASE("stop() finishes what is in flight; later requests are cancelled", "[pollers][unit]") {
-    const bool uring = use_uring();
-    CAPTURE(uring);
+    const Variant variant = variant_under_test();
+    CAPTURE(name_of(variant));
     TempFile file(1 << 16);
     sched::Scheduler scheduler({.threads = 1});
-    pollers::AioPoller aio({.use_io_uring = uring});
+    auto owned = make_aio(scheduler, variant);
+    pollers::AioPoller& aio = *owned;
     aio.start();
     sched::Group group = scheduler.make_group();
     static unsigned char buf[64][1024];
     std::atomic<int> completions{0}, cancelled{0};
     for (int i = 0; i < 64; ++i) {
         aio.read_at(group, file.fd, buf[i], 1024, 1024 * i, [&](pollers::AioResult r) {
-            completions++;
             if (r.error == std::errc::operation_canceled) cancelled++;
+            completions++;  // last: the test reads `cancelled` once it sees this
         });
     }
     aio.stop();
     CHECK(aio.stats().in_flight == 0);
     aio.read_at(group, file.fd, buf[0], 1024, 0, [&](pollers::AioResult r) {
-        completions++;
         if (r.error == std::errc::operation_canceled) cancelled++;
+        completions++;
     });
     REQUIRE(wait_until([&] { return completions.load() == 65; }));
     CHECK(cancelled.load() == 1);

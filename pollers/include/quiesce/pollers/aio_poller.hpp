@@ -42,6 +42,10 @@
 #include <quiesce/pollers/poller.hpp>
 #include <quiesce/scheduler/group.hpp>
 
+namespace quiesce::sched {
+class Scheduler;
+}
+
 namespace quiesce::pollers {
 
 struct AioResult {
@@ -54,6 +58,18 @@ enum class AioBackend : std::uint8_t {
     kThreads,  ///< pread/pwrite/fsync on a pool of threads
 };
 
+/// Where requests are submitted and completions reaped.
+enum class AioPlacement : std::uint8_t {
+    /// One ring (or the fallback pool) for the process, reaped by a poller
+    /// thread that hands completions to the loops.
+    kThread,
+    /// A ring per loop: a request made on a loop goes to its ring and its
+    /// completion is reaped on that loop (at once for a cached page, else when
+    /// the ring's eventfd wakes the loop's reactor). Requests made off the
+    /// loops use a shared ring. Needs the scheduler and io_uring.
+    kLoops,
+};
+
 struct AioPollerOptions {
     /// Requests in flight at most (the ring's size; the pool's queue).
     unsigned queue_depth = 256;
@@ -62,6 +78,7 @@ struct AioPollerOptions {
     /// Threads of the fallback pool.
     unsigned fallback_threads = 4;
     std::string name = "aio";
+    AioPlacement placement = AioPlacement::kThread;
 };
 
 struct AioPollerStats {
@@ -79,7 +96,11 @@ class AioPoller final : public Poller {
 public:
     using Completion = std::function<void(AioResult)>;
 
+    /// AioPlacement::kThread only (std::invalid_argument otherwise).
     explicit AioPoller(AioPollerOptions options = {});
+    /// Either placement; kLoops shares the loops' reactors with an FdPoller
+    /// in FdPlacement::kLoops. `scheduler` must outlive the poller.
+    AioPoller(sched::Scheduler& scheduler, AioPollerOptions options);
     ~AioPoller() override;
 
     /// Sets up io_uring (or the fallback) and starts the poller thread.
@@ -107,6 +128,7 @@ public:
 
 private:
     const AioPollerOptions options_;
+    sched::Scheduler* const scheduler_ = nullptr;
     std::unique_ptr<detail::AioBackendImpl> impl_;
 };
 

@@ -100,8 +100,8 @@ enum class FdPlacement : std::uint8_t {
     /// On the loops themselves: each loop gets an event_base and sleeps in
     /// its epoll_wait instead of on its futex (Scheduler::set_loop_waiter),
     /// and polls it between turns while busy; an fd goes to the base of its
-    /// group's loop. No thread hop. Needs the scheduler; one such poller
-    /// per scheduler.
+    /// group's loop. No thread hop. Needs the scheduler; the loops' bases
+    /// are shared with an AioPoller in AioPlacement::kLoops.
     kLoops,
 };
 

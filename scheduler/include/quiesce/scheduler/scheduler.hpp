@@ -136,6 +136,8 @@ public:
     /// it is destroyed. Throws std::logic_error if the loop has one already
     /// or `index` is out of range. Thread: any.
     void set_loop_waiter(unsigned index, std::shared_ptr<LoopWaiter> waiter);
+    /// The waiter of loop `index` (set_loop_waiter()), or null. Thread: any.
+    [[nodiscard]] std::shared_ptr<LoopWaiter> loop_waiter(unsigned index) const;
 
     /// Stops accepting posts (closes every group: each loop lets the event it
     /// runs finish, then runs close handlers and drops what is queued), joins
