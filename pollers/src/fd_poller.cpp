@@ -4,7 +4,6 @@
 // thread and adds the event with libevent's thread-safe event_add(), which
 // calls epoll_ctl() on this thread and wakes the base's thread if needed.
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <fcntl.h>
 
 #include <cerrno>
@@ -20,30 +19,12 @@
 
 #include "fd_poller_impl.hpp"
 #include "fd_watch.hpp"
+#include "libevent_init.hpp"
 #include "log.hpp"
 
 namespace quiesce::pollers {
 namespace detail {
 namespace {
-
-// libevent reports its own failures through this callback; we report errors
-// to the caller ourselves, so its lines go to debug (warn for its errors).
-void on_libevent_log(int severity, const char* message) {
-    const int saved = errno;  // our caller reads errno after libevent logged
-    logger().log(severity >= EVENT_LOG_ERR ? spdlog::level::warn : spdlog::level::debug,
-                 "libevent: {}", message);
-    errno = saved;
-}
-
-void init_libevent() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        event_set_log_callback(&on_libevent_log);
-        if (evthread_use_pthreads() != 0) {
-            throw std::runtime_error("libevent: evthread_use_pthreads() failed");
-        }
-    });
-}
 
 FdPollerOptions validated(FdPollerOptions options) {
     if (options.threads == 0) throw std::invalid_argument("FdPollerOptions::threads must be >= 1");

@@ -1,6 +1,8 @@
 // Reactor; see reactor.hpp.
 #include "reactor.hpp"
 
+#include "libevent_init.hpp"
+
 #include <event2/event.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@ void nothing(evutil_socket_t, short, void*) {}
 }  // namespace
 
 Reactor::Reactor() {
+    init_libevent();  // locks: watches are added from other threads
     base_ = event_base_new();
     if (base_ == nullptr) {
         throw std::system_error(errno != 0 ? errno : ENOMEM, std::generic_category(),
