@@ -2,6 +2,8 @@
 // table that prints ours, the anchor and the ratio side by side.
 #pragma once
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -30,6 +33,16 @@ inline std::string machine() {
     uname(&u);
     return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs, Linux " +
            u.release;
+}
+
+/// Pins the calling thread to `cpu`. Throws std::system_error.
+inline void pin_this_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); rc != 0) {
+        throw std::system_error(rc, std::generic_category(), "pthread_setaffinity_np");
+    }
 }
 
 /// The q-th quantile (0..1) of `samples` (sorted in place).

@@ -15,7 +15,6 @@ struct Latency {
     std::size_t samples = 0;
 };
 Latency summarize(std::vector<double>& samples_us);
-void pin_this_thread(int cpu);
 
 struct FdResult {
     double events_per_sec = 0;

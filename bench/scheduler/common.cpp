@@ -39,15 +39,6 @@ int other_cpu() {
     return cpu;
 }
 
-void pin_this_thread(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); rc != 0) {
-        throw std::system_error(rc, std::generic_category(), "pthread_setaffinity_np");
-    }
-}
-
 Latency summarize(std::vector<double>& samples) {
     Latency out;
     out.samples = samples.size();

@@ -70,7 +70,6 @@ private:
 int loop_cpu();
 /// The second CPU of the mask (the first if there is only one).
 int other_cpu();
-void pin_this_thread(int cpu);
 
 /// Runs `fn` on a new thread pinned to `cpu` and returns its result.
 template <typename F>

@@ -23,6 +23,7 @@
 #include <quiesce/scheduler/scheduler.hpp>
 
 #include "aio_backend.hpp"
+#include "aio_ring.hpp"
 #include "reactor.hpp"
 
 namespace quiesce::pollers::detail {
@@ -150,36 +151,14 @@ private:
 
     // Prepares and submits `raw` on `ring`; a negative errno if refused.
     int enqueue(LoopRing& ring, AioRequest* raw) {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring.ring);
-        if (sqe == nullptr) {
-            io_uring_submit(&ring.ring);
-            sqe = io_uring_get_sqe(&ring.ring);
-            if (sqe == nullptr) return -EAGAIN;
-        }
-        switch (raw->op) {
-            case AioOp::kRead:
-                io_uring_prep_read(sqe, raw->fd, raw->buf, static_cast<unsigned>(raw->len),
-                                   static_cast<__u64>(raw->offset));
-                break;
-            case AioOp::kWrite:
-                io_uring_prep_write(sqe, raw->fd, raw->buf, static_cast<unsigned>(raw->len),
-                                    static_cast<__u64>(raw->offset));
-                break;
-            case AioOp::kFsync:
-                io_uring_prep_fsync(sqe, raw->fd, 0);
-                break;
-        }
-        io_uring_sqe_set_data(sqe, raw);
-        // [AIO1] release, pairs with the acquire load in reap(): nothing here
-        // touches `raw` after the submit.
+        io_uring_sqe* sqe = free_sqe(&ring.ring);
+        if (sqe == nullptr) return -EAGAIN;
+        prepare_sqe(sqe, raw);
+        // [AIO1] release, pairs with the acquire load where it is reaped:
+        // every read of the request above happens-before its completion (and
+        // a loop freeing it). Nothing may touch `raw` after the submit.
         raw->published.store(true, std::memory_order_release);
-        int rc = 0;
-        for (int attempt = 0; attempt < 1000; ++attempt) {
-            rc = io_uring_submit(&ring.ring);
-            if (rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
-            sched_yield();
-        }
-        return rc < 0 ? rc : 0;
+        return submit_retrying(&ring.ring);
     }
 
     void reap(LoopRing& ring, bool block) {

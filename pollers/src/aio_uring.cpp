@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "aio_backend.hpp"
+#include "aio_ring.hpp"
 #include "poller_thread.hpp"
 
 namespace quiesce::pollers::detail {
@@ -80,39 +81,14 @@ private:
     // Prepares and submits `raw`; a negative errno if the ring refused.
     int enqueue(AioRequest* raw) {
         std::lock_guard lock(sq_mutex_);
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (sqe == nullptr) {
-            io_uring_submit(&ring_);  // flush, then there is room
-            sqe = io_uring_get_sqe(&ring_);
-            if (sqe == nullptr) return -EAGAIN;
-        }
-        switch (raw->op) {
-            case AioOp::kRead:
-                io_uring_prep_read(sqe, raw->fd, raw->buf, static_cast<unsigned>(raw->len),
-                                   static_cast<__u64>(raw->offset));
-                break;
-            case AioOp::kWrite:
-                io_uring_prep_write(sqe, raw->fd, raw->buf, static_cast<unsigned>(raw->len),
-                                    static_cast<__u64>(raw->offset));
-                break;
-            case AioOp::kFsync:
-                io_uring_prep_fsync(sqe, raw->fd, 0);
-                break;
-        }
-        io_uring_sqe_set_data(sqe, raw);
+        io_uring_sqe* sqe = free_sqe(&ring_);
+        if (sqe == nullptr) return -EAGAIN;
+        prepare_sqe(sqe, raw);
         // [AIO1] release, pairs with the acquire load in handle(): every read
         // of the request above happens-before the reaper completes (and a
         // loop frees) it. Nothing may touch `raw` after the submit.
         raw->published.store(true, std::memory_order_release);
-        // A refusal for want of resources leaves the entry in the ring: try
-        // again (a later submit would send it anyway, perhaps never).
-        int rc = 0;
-        for (int attempt = 0; attempt < 1000; ++attempt) {
-            rc = io_uring_submit(&ring_);
-            if (rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
-            sched_yield();
-        }
-        return rc < 0 ? rc : 0;
+        return submit_retrying(&ring_);
     }
 
     void reap(PollerThread& self) {

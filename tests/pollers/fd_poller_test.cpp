@@ -19,6 +19,7 @@
 #include <quiesce/pollers/fd_poller.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "fd_support.hpp"
 #include "gate.hpp"
 #include "wait.hpp"
 
@@ -26,42 +27,9 @@ using namespace quiesce;
 using namespace std::chrono_literals;
 using quiesce::test::wait_until;
 
-namespace {
-
-// Every case runs with the poller on its own threads and on the loops.
-pollers::FdPlacement placement_under_test() {
-    const pollers::FdPlacement placement =
-        GENERATE(pollers::FdPlacement::kThreads, pollers::FdPlacement::kLoops);
-    CAPTURE(placement == pollers::FdPlacement::kLoops ? "loops" : "threads");
-    return placement;
-}
-
-struct SocketPair {
-    int fd[2] = {-1, -1};
-    SocketPair() {
-        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0);
-    }
-    ~SocketPair() {
-        close(fd[0]);
-        close(fd[1]);
-    }
-    void send(int n = 1) const {
-        for (int i = 0; i < n; ++i) REQUIRE(write(fd[1], "x", 1) == 1);
-    }
-};
-
-// Reads until EAGAIN; returns the bytes read.
-int drain(int fd) {
-    char buf[4096];
-    int total = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0) return total;
-        total += static_cast<int>(n);
-    }
-}
-
-}  // namespace
+using quiesce::test::drain;
+using quiesce::test::placement_under_test;
+using quiesce::test::SocketPair;
 
 TEST_CASE("readiness runs the handler on the watch's group, once per edge", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 2});

@@ -14,6 +14,7 @@
 #include <quiesce/scheduler/fiber.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "fd_support.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
@@ -21,28 +22,9 @@ using namespace std::chrono_literals;
 using pollers::WaitResult;
 using quiesce::test::wait_until;
 
-namespace {
-
-// Every case runs with the poller on its own threads and on the loops.
-pollers::FdPlacement placement_under_test() {
-    const pollers::FdPlacement placement =
-        GENERATE(pollers::FdPlacement::kThreads, pollers::FdPlacement::kLoops);
-    CAPTURE(placement == pollers::FdPlacement::kLoops ? "loops" : "threads");
-    return placement;
-}
-
-struct SocketPair {
-    int fd[2] = {-1, -1};
-    SocketPair() {
-        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) == 0);
-    }
-    ~SocketPair() {
-        close(fd[0]);
-        close(fd[1]);
-    }
-};
-
-}  // namespace
+using quiesce::test::drain;
+using quiesce::test::placement_under_test;
+using quiesce::test::SocketPair;
 
 TEST_CASE("a fiber waits for a descriptor with a timeout", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 2});
