@@ -53,6 +53,22 @@ inline double quantile(std::vector<double>& samples, double q) {
     return samples[index];
 }
 
+/// A latency distribution in microseconds.
+struct Latency {
+    double p50_us = 0, p99_us = 0, max_us = 0;
+    std::size_t samples = 0;
+};
+
+/// p50, p99 and max of `samples` (sorted in place).
+inline Latency summarize(std::vector<double>& samples) {
+    Latency out;
+    out.samples = samples.size();
+    out.p50_us = quantile(samples, 0.5);
+    out.p99_us = quantile(samples, 0.99);
+    out.max_us = samples.empty() ? 0 : samples.back();  // sorted by quantile()
+    return out;
+}
+
 /// One comparison row. `higher_is_better` decides the ratio's direction so
 /// that a ratio above 1 always means "ours is better".
 inline void row(const char* metric, const char* unit, double ours, const char* anchor_name,

@@ -10,12 +10,6 @@
 
 namespace quiesce::bench {
 
-struct Latency {
-    double p50_us = 0, p99_us = 0;
-    std::size_t samples = 0;
-};
-Latency summarize(std::vector<double>& samples_us);
-
 struct FdResult {
     double events_per_sec = 0;
     Latency latency;

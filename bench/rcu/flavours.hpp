@@ -6,15 +6,13 @@
 #include <chrono>
 #include <cstddef>
 
+#include "../harness.hpp"
+
 namespace quiesce::bench {
 
 struct ReadResult {
     double reads_per_sec = 0;    ///< per reader thread
     double updates_per_sec = 0;  ///< the concurrent updater's replace+synchronize+free
-};
-struct LatencyResult {
-    double median_us = 0, p99_us = 0;
-    std::size_t samples = 0;
 };
 
 // Read throughput, one reader thread and one updater thread, for `run`.
@@ -27,10 +25,10 @@ ReadResult urcu_memb_reads(std::chrono::milliseconds run);
 ReadResult shared_mutex_reads(std::chrono::milliseconds run);
 
 // synchronize() latency while one reader thread reads continuously.
-LatencyResult ours_qsbr_sync_latency(std::size_t samples);
-LatencyResult ours_preemptible_sync_latency(std::size_t samples);
-LatencyResult urcu_qsbr_sync_latency(std::size_t samples);
-LatencyResult urcu_memb_sync_latency(std::size_t samples);
+Latency ours_qsbr_sync_latency(std::size_t samples);
+Latency ours_preemptible_sync_latency(std::size_t samples);
+Latency urcu_qsbr_sync_latency(std::size_t samples);
+Latency urcu_memb_sync_latency(std::size_t samples);
 
 // Callbacks per second: queue `count` callbacks and wait until all ran.
 // From a QSBR (loop) thread, reporting every 64 calls:

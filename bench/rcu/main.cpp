@@ -32,15 +32,15 @@ std::pair<double, double> alternate(const std::function<double()>& ours,
 
 // Median and p99 latency rows: each round measures ours then the anchor; the
 // rows print the medians over rounds of each round's median and p99.
-void latency_rows(const char* what, LatencyResult (*ours)(std::size_t), const char* anchor_name,
-                  LatencyResult (*anchor)(std::size_t), std::size_t samples) {
+void latency_rows(const char* what, Latency (*ours)(std::size_t), const char* anchor_name,
+                  Latency (*anchor)(std::size_t), std::size_t samples) {
     std::vector<double> ours_median, ours_p99, anchor_median, anchor_p99;
     for (int r = 0; r < rounds; ++r) {
-        LatencyResult o = ours(samples);
-        LatencyResult a = anchor(samples);
-        ours_median.push_back(o.median_us);
+        Latency o = ours(samples);
+        Latency a = anchor(samples);
+        ours_median.push_back(o.p50_us);
         ours_p99.push_back(o.p99_us);
-        anchor_median.push_back(a.median_us);
+        anchor_median.push_back(a.p50_us);
         anchor_p99.push_back(a.p99_us);
     }
     std::string median = std::string(what) + ", median";

@@ -75,10 +75,10 @@ ReadResult ours_preemptible_reads(std::chrono::milliseconds run) {
 ReadResult ours_pair_reads(std::chrono::milliseconds run) {
     return read_throughput<OursPair>(shared_node, run, 1);
 }
-LatencyResult ours_qsbr_sync_latency(std::size_t samples) {
+Latency ours_qsbr_sync_latency(std::size_t samples) {
     return sync_latency<OursQsbr>(shared_node, samples);
 }
-LatencyResult ours_preemptible_sync_latency(std::size_t samples) {
+Latency ours_preemptible_sync_latency(std::size_t samples) {
     return sync_latency<OursPreemptible>(shared_node, samples);
 }
 

@@ -75,7 +75,7 @@ ReadResult read_throughput(std::atomic<Node*>& shared, std::chrono::milliseconds
 }
 
 template <typename Ops>
-LatencyResult sync_latency(std::atomic<Node*>& shared, std::size_t samples) {
+Latency sync_latency(std::atomic<Node*>& shared, std::size_t samples) {
     std::atomic<bool> ready{false}, stop{false};
     shared.store(new Node);
     std::thread reader([&] {
@@ -103,11 +103,7 @@ LatencyResult sync_latency(std::atomic<Node*>& shared, std::size_t samples) {
     stop.store(true);
     reader.join();
     delete shared.exchange(nullptr);
-    LatencyResult result;
-    result.samples = us.size();
-    result.median_us = quantile(us, 0.5);
-    result.p99_us = quantile(us, 0.99);
-    return result;
+    return summarize(us);
 }
 
 }  // namespace quiesce::bench

@@ -39,7 +39,7 @@ void count(rcu_head* head) {
 ReadResult urcu_memb_reads(std::chrono::milliseconds run) {
     return read_throughput<UrcuMemb>(shared_node, run, 1);
 }
-LatencyResult urcu_memb_sync_latency(std::size_t samples) {
+Latency urcu_memb_sync_latency(std::size_t samples) {
     return sync_latency<UrcuMemb>(shared_node, samples);
 }
 

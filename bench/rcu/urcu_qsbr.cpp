@@ -39,7 +39,7 @@ void count(rcu_head* head) {
 ReadResult urcu_qsbr_reads(std::chrono::milliseconds run, int qs_interval) {
     return read_throughput<UrcuQsbr>(shared_node, run, qs_interval);
 }
-LatencyResult urcu_qsbr_sync_latency(std::size_t samples) {
+Latency urcu_qsbr_sync_latency(std::size_t samples) {
     return sync_latency<UrcuQsbr>(shared_node, samples);
 }
 

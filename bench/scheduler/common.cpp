@@ -39,13 +39,4 @@ int other_cpu() {
     return cpu;
 }
 
-Latency summarize(std::vector<double>& samples) {
-    Latency out;
-    out.samples = samples.size();
-    out.p50_us = quantile(samples, 0.5);
-    out.p99_us = quantile(samples, 0.99);
-    out.max_us = samples.empty() ? 0 : samples.back();  // sorted by quantile()
-    return out;
-}
-
 }  // namespace quiesce::bench

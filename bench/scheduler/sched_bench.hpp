@@ -98,10 +98,6 @@ double pool_batch(Seconds run, int batch);
 inline constexpr int kChainPerPass = 1024;
 
 // --- 2. cross-thread post-to-run latency, latency.cpp.
-struct Latency {
-    double p50_us = 0, p99_us = 0, max_us = 0;
-    std::size_t samples = 0;
-};
 /// `busy`: the loop (worker) is kept awake by a spinner that yields after
 /// every run; otherwise it sleeps before each post.
 /// Ours with 500 µs slices on `mode`'s tick source, or with slice 0 (no tick
@@ -109,9 +105,6 @@ struct Latency {
 Latency ours_post_latency(Seconds run, bool busy, bool slices = true,
                           sched::SliceMode mode = sched::SliceMode::kAuto);
 Latency pool_post_latency(Seconds run, bool busy);
-
-/// p50, p99 and max of `samples` (sorted in place). common.cpp.
-Latency summarize(std::vector<double>& samples);
 
 // --- 3. fiber switch, resume + suspend round trip (ns), fiber.cpp.
 double fiber_context_round_trip(Seconds run);

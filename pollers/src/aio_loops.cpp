@@ -10,7 +10,6 @@
 // reap_mutex (the loop, or stop()). [AIO1] as in aio_uring.cpp.
 #include <event2/event.h>
 #include <liburing.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 

@@ -8,7 +8,6 @@
 // Requests travel through the kernel, which ThreadSanitizer does not see:
 // [AIO1] gives it the edge from the submitter to the reaper.
 #include <liburing.h>
-#include <sched.h>
 
 #include <cerrno>
 #include <mutex>

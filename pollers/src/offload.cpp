@@ -23,7 +23,7 @@ class OffloadQueue {
 public:
     explicit OffloadQueue(const OffloadOptions& options) : options_(options) {}
 
-    void start(OffloadPool& owner) {
+    void start() {
         std::lock_guard lock(mutex_);
         if (running_) return;
         running_ = true;
@@ -38,7 +38,6 @@ public:
             cv_.notify_all();
             throw;  // stop() joins what started
         }
-        (void)owner;
     }
 
     void stop() noexcept {
@@ -174,7 +173,7 @@ OffloadPool::~OffloadPool() {
 
 void OffloadPool::start() {
     try {
-        queue_->start(*this);
+        queue_->start();
     } catch (...) {
         queue_->stop();
         throw;

@@ -20,7 +20,6 @@
 #include <quiesce/scheduler/scheduler.hpp>
 
 #include "fd_support.hpp"
-#include "gate.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
