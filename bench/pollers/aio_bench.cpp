@@ -47,7 +47,8 @@ off_t random_offset(std::mt19937_64& rng) {
 
 }  // namespace
 
-double ours_aio_reads(AioShape shape, unsigned threads, std::chrono::milliseconds run) {
+double ours_aio_reads(AioShape shape, bool cached_reads, unsigned threads,
+                      std::chrono::milliseconds run) {
     const int fd = cached_file();
     sched::Scheduler scheduler({.threads = threads});
     const pollers::AioPollerOptions options{.queue_depth = 256,
@@ -55,7 +56,8 @@ double ours_aio_reads(AioShape shape, unsigned threads, std::chrono::millisecond
                                             .fallback_threads = threads,
                                             .placement = shape == AioShape::kLoops
                                                              ? pollers::AioPlacement::kLoops
-                                                             : pollers::AioPlacement::kThread};
+                                                             : pollers::AioPlacement::kThread,
+                                            .cached_reads = cached_reads};
     pollers::AioPoller aio(scheduler, options);
     aio.start();
     std::atomic<bool> stop{false};

@@ -22,7 +22,10 @@ FdResult libevent_fd(int sockets, std::chrono::milliseconds run, int gap_us);
 /// 4 KiB reads at random offsets of a file in the page cache, per second,
 /// with `threads` threads (ours: `threads` loops running fibers).
 enum class AioShape { kRingThread, kPool, kLoops };
-double ours_aio_reads(AioShape shape, unsigned threads, std::chrono::milliseconds run);
+/// `cached_reads`: AioPollerOptions::cached_reads (false: every read goes
+/// through the backend).
+double ours_aio_reads(AioShape shape, bool cached_reads, unsigned threads,
+                      std::chrono::milliseconds run);
 double pread_reads(unsigned threads, std::chrono::milliseconds run);
 
 /// Round trips (submit a no-op, get the result back) per second through a

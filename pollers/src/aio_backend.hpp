@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 
+#include <quiesce/base/sharded_counter.hpp>
 #include <quiesce/pollers/aio_poller.hpp>
 
 namespace quiesce::sched {
@@ -30,21 +31,34 @@ public:
     /// Takes `request` (true) or leaves it with the caller (false: no room
     /// and `wait` is false, or stopped). `wait`: a fiber waits for room.
     virtual bool submit(std::unique_ptr<AioRequest>& request, bool wait) = 0;
+    /// A fiber that cannot park (it is unwinding) waits on its loop's thread
+    /// for a request it made: do what the loop would have done for it (the
+    /// ring-per-loop backend submits and reaps the calling loop's ring).
+    virtual void drive() noexcept {}
 
     [[nodiscard]] virtual AioPollerStats stats() const {
         AioPollerStats out;
-        out.submitted = submitted.load(std::memory_order_relaxed);  // relaxed: counters
-        out.completed = completed.load(std::memory_order_relaxed);
-        out.refused = refused.load(std::memory_order_relaxed);
+        out.submitted = submitted.value();
+        out.completed = completed.value();
+        out.refused = refused.value();
         out.in_flight = admission.in_flight();
+        out.cached = cached.value();
         return out;
     }
 
     Admission admission;
-    std::atomic<std::uint64_t> submitted{0};
-    std::atomic<std::uint64_t> completed{0};
-    std::atomic<std::uint64_t> refused{0};
+    base::ShardedCounter cached;             // reads answered by the page-cache fast path
+    std::atomic<bool> nowait_reads{true};    // false once the kernel refused RWF_NOWAIT
+    // Bumped by every loop: a shared atomic would bounce between CPUs.
+    base::ShardedCounter submitted;
+    base::ShardedCounter completed;
+    base::ShardedCounter refused;
 };
+
+/// The fiber side of a request: submits it to `impl` and waits. Unwinding
+/// while the request is in flight waits for it (its buffer may be on the
+/// fiber's stack).
+AioResult fiber_io(AioBackendImpl& impl, std::unique_ptr<AioRequest> request);
 
 /// Throws std::system_error when io_uring cannot be set up here.
 std::unique_ptr<AioBackendImpl> make_uring_backend(Poller& owner, const AioPollerOptions& options);

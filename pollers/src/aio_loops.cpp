@@ -1,18 +1,23 @@
 // AioPlacement::kLoops: an io_uring ring per loop. A request made on a loop
-// (a fiber, or an event) goes to that loop's ring; its completion is reaped
-// on the same loop, right after the submit when the kernel finished it there
-// (a cached page), else when the ring's eventfd wakes the loop's reactor (in
-// its epoll_wait, or at its next poll while busy). No thread hop. Requests
-// made off the loops go to a shared ring with a reaper thread (kThread).
+// (a fiber, or an event) is prepared in that loop's ring and submitted with
+// the others of its batch when the loop next polls its reactor (once it has
+// no group left to run, or once per poll interval while busy): one
+// io_uring_enter() for the batch. What the kernel finishes inside that call
+// (a cached page) is reaped right after it on the same loop; what it finishes
+// later is reaped at the loop's next poll, or, while the loop sleeps, when the
+// ring's eventfd (enabled only for the sleep) wakes the loop's reactor. No
+// thread hop. Requests made off the loops go to a shared ring with a reaper
+// thread (kThread).
 //
-// Threading: a ring's submission side is used only by its loop's thread
-// (requests are made there); its completion side by whoever holds its
-// reap_mutex (the loop, or stop()). [AIO1] as in aio_uring.cpp.
+// Threading: a ring, both sides, is used under its mutex: by its loop (which
+// alone prepares requests in it) and by stop() once the loops may be gone.
+// [AIO1] as in aio_uring.cpp.
 #include <event2/event.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <mutex>
 #include <system_error>
@@ -23,6 +28,7 @@
 
 #include "aio_backend.hpp"
 #include "aio_ring.hpp"
+#include "log.hpp"
 #include "reactor.hpp"
 
 namespace quiesce::pollers::detail {
@@ -30,14 +36,19 @@ namespace {
 
 class LoopsBackend;
 
-struct LoopRing {
+struct LoopRing final : ReactorSource {
     LoopsBackend* owner = nullptr;
     io_uring ring{};
     bool ring_ready = false;
     int event_fd = -1;
     event* ready_event = nullptr;  // in the loop's reactor base
     std::shared_ptr<Reactor> reactor;
-    std::mutex reap_mutex;
+    bool in_reactor = false;
+    std::mutex mutex;  // the ring, both sides
+
+    bool flush() noexcept override;
+    bool before_sleep() noexcept override;
+    void after_sleep() noexcept override;
 };
 
 class LoopsBackend final : public AioBackendImpl {
@@ -68,10 +79,13 @@ public:
     void stop() noexcept override {
         admission.close();
         fallback_->stop();
-        // The loops reap what is in flight; if they do not run any more,
-        // reap here (a ring's completion side is ours under its mutex).
+        // The loops submit and reap what is in flight; if they do not run
+        // any more, do it here (a ring is ours under its mutex).
         while (admission.in_flight() != 0) {
-            for (auto& ring : rings_) reap(*ring, /*block=*/true);
+            for (auto& ring : rings_) {
+                std::lock_guard lock(ring->mutex);
+                submit_and_reap(*ring);
+            }
             if (admission.in_flight() != 0) std::this_thread::yield();
         }
     }
@@ -82,20 +96,37 @@ public:
             return fallback_->submit(request, wait);
         }
         if (!admission.acquire(wait)) {
-            refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+            refused.add();
             return false;
         }
-        submitted.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        submitted.add();
         // After acquire() (which may have parked and moved the fiber), the
         // loop we run on now.
         LoopRing& ring = *rings_[static_cast<unsigned>(sched::Scheduler::current_loop())];
         AioRequest* raw = request.release();
-        if (const int rc = enqueue(ring, raw); rc < 0) {
-            finish(raw, -rc);
+        std::lock_guard lock(ring.mutex);
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring.ring);
+        if (sqe == nullptr) {  // a full batch: send it, and reap to make room
+            submit_and_reap(ring);
+            sqe = io_uring_get_sqe(&ring.ring);
+        }
+        if (sqe == nullptr) {
+            finish(raw, EAGAIN);
             return true;
         }
-        reap(ring, /*block=*/false);  // a cached page is done already
-        return true;
+        prepare_sqe(sqe, raw);
+        // [AIO1] release, pairs with the acquire load where it is reaped:
+        // every read of the request above happens-before its completion (and
+        // a loop freeing it). Nothing may touch `raw` after this.
+        raw->published.store(true, std::memory_order_release);
+        return true;  // submitted at the loop's next poll of its reactor
+    }
+
+    void drive() noexcept override {
+        const int loop = sched::Scheduler::current_loop();
+        if (loop >= 0 && sched::Scheduler::current() == &scheduler_) {
+            rings_[static_cast<unsigned>(loop)]->flush();
+        }
     }
 
     AioPollerStats stats() const override {
@@ -105,14 +136,31 @@ public:
         mine.completed += other.completed;
         mine.refused += other.refused;
         mine.in_flight += other.in_flight;
-        return mine;
+        return mine;  // `cached` is counted here only
     }
 
     static void on_ready(evutil_socket_t fd, short, void* arg) {
         std::uint64_t count = 0;
         (void)!read(fd, &count, sizeof count);
         auto* ring = static_cast<LoopRing*>(arg);
-        ring->owner->reap(*ring, /*block=*/false);
+        std::lock_guard lock(ring->mutex);
+        ring->owner->reap(*ring);
+    }
+
+    // Sends what is prepared and delivers what is done (true if anything).
+    // Caller holds the ring's mutex.
+    bool submit_and_reap(LoopRing& ring) noexcept {
+        if (io_uring_sq_ready(&ring.ring) != 0) {
+            if (const int rc = submit_retrying(&ring.ring); rc < 0) {
+                // The entries stay queued (the kernel may still read them,
+                // so their requests cannot fail here): the next poll tries
+                // again.
+                if (!submit_failed_.exchange(true, std::memory_order_relaxed)) {  // relaxed: once
+                    log_submit_failure(-rc);
+                }
+            }
+        }
+        return reap(ring) != 0;
     }
 
 private:
@@ -136,11 +184,14 @@ private:
             rings_.push_back(std::move(ring));
             throw std::system_error(ENOMEM, std::generic_category(), "pollers: the ring's event");
         }
+        ring->reactor->add_source(ring.get());
+        ring->in_reactor = true;
         rings_.push_back(std::move(ring));
     }
 
     void release() noexcept {
         for (auto& ring : rings_) {
+            if (ring->in_reactor) ring->reactor->remove_source(ring.get());
             if (ring->ready_event != nullptr) event_free(ring->ready_event);  // event_del first
             if (ring->event_fd >= 0) close(ring->event_fd);
             if (ring->ring_ready) io_uring_queue_exit(&ring->ring);
@@ -148,25 +199,9 @@ private:
         rings_.clear();
     }
 
-    // Prepares and submits `raw` on `ring`; a negative errno if refused.
-    int enqueue(LoopRing& ring, AioRequest* raw) {
-        io_uring_sqe* sqe = free_sqe(&ring.ring);
-        if (sqe == nullptr) return -EAGAIN;
-        prepare_sqe(sqe, raw);
-        // [AIO1] release, pairs with the acquire load where it is reaped:
-        // every read of the request above happens-before its completion (and
-        // a loop freeing it). Nothing may touch `raw` after the submit.
-        raw->published.store(true, std::memory_order_release);
-        return submit_retrying(&ring.ring);
-    }
-
-    void reap(LoopRing& ring, bool block) {
-        std::unique_lock lock(ring.reap_mutex, std::defer_lock);
-        if (block) {
-            lock.lock();
-        } else if (!lock.try_lock()) {
-            return;  // someone else reaps it now
-        }
+public:
+    // Delivers what is done; how many. Caller holds the ring's mutex.
+    unsigned reap(LoopRing& ring) noexcept {
         io_uring_cqe* cqe = nullptr;
         unsigned head = 0;
         unsigned seen = 0;
@@ -178,26 +213,54 @@ private:
             if (cqe->res < 0) {
                 finish(raw, -cqe->res);  // EINTR too: the ring belongs to its loop
             } else {
-                completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+                completed.add();
                 admission.release();
                 AioRequest::complete(std::unique_ptr<AioRequest>(raw),
                                      AioResult{static_cast<std::size_t>(cqe->res), {}});
             }
         }
         io_uring_cq_advance(&ring.ring, seen);
+        return seen;
     }
 
+private:
     void finish(AioRequest* raw, int error) {
-        completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        completed.add();
         admission.release();
         AioRequest::complete(std::unique_ptr<AioRequest>(raw),
                              AioResult{0, std::error_code(error, std::generic_category())});
     }
 
+    static void log_submit_failure(int error);
+
     sched::Scheduler& scheduler_;
     std::vector<std::unique_ptr<LoopRing>> rings_;
     std::unique_ptr<AioBackendImpl> fallback_;
+    std::atomic<bool> submit_failed_{false};
 };
+
+void LoopsBackend::log_submit_failure(int error) {
+    logger().error("aio: io_uring_enter on a loop's ring failed ({}); its requests stay queued "
+                   "and are sent again at the loop's next poll",
+                   std::error_code(error, std::generic_category()).message());
+}
+
+bool LoopRing::flush() noexcept {
+    std::lock_guard lock(mutex);
+    return owner->submit_and_reap(*this);
+}
+
+bool LoopRing::before_sleep() noexcept {
+    std::lock_guard lock(mutex);
+    io_uring_cq_eventfd_toggle(&ring, true);
+    return owner->reap(*this) != 0;  // what completed while the eventfd was off
+}
+
+void LoopRing::after_sleep() noexcept {
+    std::lock_guard lock(mutex);
+    // The loop reaps at each poll while awake: no eventfd signal per completion.
+    io_uring_cq_eventfd_toggle(&ring, false);
+}
 
 }  // namespace
 

@@ -5,6 +5,9 @@
 // fiber (see aio_request.hpp).
 #include <quiesce/pollers/aio_poller.hpp>
 
+#include <sys/uio.h>
+
+#include <cerrno>
 #include <stdexcept>
 
 #include <quiesce/scheduler/fiber.hpp>
@@ -115,21 +118,70 @@ void submit_stackless(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioR
     detail::AioRequest::complete(std::move(request), AioResult{0, std::make_error_code(why)});
 }
 
-AioResult submit_fiber(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioRequest> request) {
+void require_fiber() {
     if (!sched::this_fiber::active())
         throw std::logic_error("pollers::AioPoller: a fiber call outside a fiber");
+}
+
+// A read of what the page cache holds, with preadv2(RWF_NOWAIT) on the
+// calling thread (it never blocks). True when that answers the read (`out`):
+// all of it, end of file, or nothing more to read. False: the backend must
+// read `len - *carried` bytes from `offset + *carried` (the first *carried
+// were read here; on EAGAIN, EOPNOTSUPP or an error, 0: the backend gives
+// the error as it would without the fast path).
+bool read_cached(detail::AioBackendImpl& impl, int fd, void* buf, std::size_t len, off_t offset,
+                 AioResult& out, std::size_t& carried) noexcept {
+    carried = 0;
+    // relaxed: a hint; a read that still tries after another turned it off
+    // only wastes a call.
+    if (!impl.nowait_reads.load(std::memory_order_relaxed) || impl.admission.closed()) return false;
+    iovec iov{buf, len};
+    const ssize_t n = preadv2(fd, &iov, 1, offset, RWF_NOWAIT);
+    if (n < 0) {
+        if (errno == EOPNOTSUPP && impl.nowait_reads.exchange(false, std::memory_order_relaxed)) {
+            detail::logger().info(
+                "aio: the kernel refused preadv2(RWF_NOWAIT) (fd {}): reads go to the backend "
+                "without trying the page cache first",
+                fd);
+        }
+        return false;
+    }
+    const auto got = static_cast<std::size_t>(n);
+    if (got == len || got == 0) {
+        impl.cached.add();
+        out = AioResult{got, {}};
+        return true;
+    }
+    carried = got;
+    return false;
+}
+
+AioResult submit_fiber(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioRequest> request) {
+    require_fiber();
     if (impl == nullptr) return AioResult{0, std::make_error_code(std::errc::operation_canceled)};
-    return detail::fiber_io(std::move(request), [impl](std::unique_ptr<detail::AioRequest>& r) {
-        return impl->submit(r, /*wait=*/true);
-    });
+    return detail::fiber_io(*impl, std::move(request));
 }
 
 }  // namespace
 
 void AioPoller::read_at(const sched::Group& group, int fd, void* buf, std::size_t len, off_t offset,
                         Completion done) {
-    submit_stackless(impl_.get(), make_request(detail::AioOp::kRead, fd, buf, len, offset), group,
-                     std::move(done));
+    std::size_t carried = 0;
+    if (impl_ && options_.cached_reads) {
+        if (!group || !done)
+            throw std::invalid_argument("pollers::AioPoller needs a group and a completion");
+        AioResult result;
+        if (read_cached(*impl_, fd, buf, len, offset, result, carried)) {
+            // Still an event of the group, never a call from here.
+            (void)group.post([done = std::move(done), result] { done(result); });
+            return;
+        }
+    }
+    const auto skip = static_cast<off_t>(carried);
+    auto request = make_request(detail::AioOp::kRead, fd, static_cast<char*>(buf) + carried,
+                                len - carried, offset + skip);
+    request->carried = carried;
+    submit_stackless(impl_.get(), std::move(request), group, std::move(done));
 }
 
 void AioPoller::write_at(const sched::Group& group, int fd, const void* buf, std::size_t len,
@@ -145,7 +197,20 @@ void AioPoller::fsync(const sched::Group& group, int fd, Completion done) {
 }
 
 AioResult AioPoller::read_at(int fd, void* buf, std::size_t len, off_t offset) {
-    return submit_fiber(impl_.get(), make_request(detail::AioOp::kRead, fd, buf, len, offset));
+    std::size_t carried = 0;
+    if (impl_ && options_.cached_reads) {
+        require_fiber();
+        AioResult result;
+        if (read_cached(*impl_, fd, buf, len, offset, result, carried)) {
+            (void)sched::this_fiber::yield_if_needed();  // a loop of hits still gives way
+            return result;
+        }
+    }
+    const auto skip = static_cast<off_t>(carried);
+    auto request = make_request(detail::AioOp::kRead, fd, static_cast<char*>(buf) + carried,
+                                len - carried, offset + skip);
+    request->carried = carried;
+    return submit_fiber(impl_.get(), std::move(request));
 }
 
 AioResult AioPoller::write_at(int fd, const void* buf, std::size_t len, off_t offset) {

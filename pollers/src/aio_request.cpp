@@ -4,6 +4,8 @@
 // Threading: see aio_request.hpp. Labels [AIO1]-[AIO2] in pollers/README.md.
 #include "aio_request.hpp"
 
+#include "aio_backend.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +15,7 @@
 namespace quiesce::pollers::detail {
 
 void AioRequest::complete(std::unique_ptr<AioRequest> request, AioResult r) noexcept {
+    if (request->carried != 0) r = AioResult{r.bytes + request->carried, {}};
     request->result = r;
     if (request->fiber) {
         AioRequest* raw = request.release();  // the fiber owns it
@@ -54,14 +57,14 @@ AioResult AioRequest::run_blocking() const noexcept {
 
 bool Admission::acquire(bool wait) {
     std::unique_lock lock(mutex_);
-    while (!closed_ && in_flight_ >= capacity_) {
+    while (!closed_.load(std::memory_order_relaxed) && in_flight_ >= capacity_) {
         if (!wait) return false;
         waiters_.push_back(sched::this_fiber::waker());
         lock.unlock();
         sched::this_fiber::park();
         lock.lock();
     }
-    if (closed_) return false;
+    if (closed_.load(std::memory_order_relaxed)) return false;
     ++in_flight_;
     return true;
 }
@@ -80,7 +83,7 @@ void Admission::close() noexcept {
     std::deque<sched::FiberWaker> waiters;
     {
         std::lock_guard lock(mutex_);
-        closed_ = true;
+        closed_.store(true, std::memory_order_relaxed);
         waiters.swap(waiters_);
     }
     for (auto& waiter : waiters) (void)waiter.wake();
@@ -88,12 +91,11 @@ void Admission::close() noexcept {
 
 void Admission::open() noexcept {
     std::lock_guard lock(mutex_);
-    closed_ = false;
+    closed_.store(false, std::memory_order_relaxed);
 }
 
-bool Admission::closed() const {
-    std::lock_guard lock(mutex_);
-    return closed_;
+bool Admission::closed() const noexcept {
+    return closed_.load(std::memory_order_relaxed);
 }
 
 std::size_t Admission::in_flight() const {
@@ -101,12 +103,11 @@ std::size_t Admission::in_flight() const {
     return in_flight_;
 }
 
-AioResult fiber_io(std::unique_ptr<AioRequest> request,
-                   const std::function<bool(std::unique_ptr<AioRequest>&)>& submit) {
+AioResult fiber_io(AioBackendImpl& impl, std::unique_ptr<AioRequest> request) {
     request->fiber = true;
     request->waker = sched::this_fiber::waker();
     AioRequest* raw = request.get();
-    if (!submit(request)) {
+    if (!impl.submit(request, /*wait=*/true)) {
         return AioResult{0, std::make_error_code(std::errc::operation_canceled)};
     }
     // The backend owns it until complete(); then we do. If the fiber unwinds
@@ -114,9 +115,11 @@ AioResult fiber_io(std::unique_ptr<AioRequest> request,
     // write into a buffer on this stack: wait for the completion first.
     struct Owner {
         AioRequest* raw;
+        AioBackendImpl& impl;
         ~Owner() {
             // [AIO2] acquire, pairs with the release store in complete().
             for (int spins = 0; !raw->finished.load(std::memory_order_acquire); ++spins) {
+                impl.drive();  // it may wait in our own loop's ring
                 if (spins < 100) {
                     std::this_thread::yield();
                 } else {
@@ -125,7 +128,7 @@ AioResult fiber_io(std::unique_ptr<AioRequest> request,
             }
             delete raw;
         }
-    } owner{raw};
+    } owner{raw, impl};
     // [AIO2] acquire, pairs with the release store in complete().
     while (!raw->finished.load(std::memory_order_acquire)) sched::this_fiber::park();
     return raw->result;

@@ -30,6 +30,7 @@ struct AioRequest {
     void* buf = nullptr;
     std::size_t len = 0;
     off_t offset = 0;
+    std::size_t carried = 0;  // bytes read at the call, before this request (a partial cache hit)
 
     bool fiber = false;
     sched::Group group;                  // stackless: where `done` runs
@@ -39,7 +40,8 @@ struct AioRequest {
     std::atomic<bool> published{false};  // io_uring: [AIO1]
     AioResult result;
 
-    /// Hands `r` over. Stackless: posts done(r) to the group, which then owns
+    /// Hands `r` over (with the `carried` bytes added: after a partial cache
+    /// hit an error is a short read). Stackless: posts done(r) to the group, which then owns
     /// (and frees) the request; a closed group frees it at once. Fiber: sets
     /// `finished` and wakes the fiber, which frees it. Thread: any.
     static void complete(std::unique_ptr<AioRequest> request, AioResult r) noexcept;
@@ -61,21 +63,17 @@ public:
     /// Wakes every waiter; acquire() fails from now on.
     void close() noexcept;
     void open() noexcept;
-    [[nodiscard]] bool closed() const;
+    [[nodiscard]] bool closed() const noexcept;
     [[nodiscard]] std::size_t in_flight() const;
 
 private:
     const std::size_t capacity_;
     mutable std::mutex mutex_;
     std::size_t in_flight_ = 0;              // mutex_
-    bool closed_ = true;                     // mutex_
+    // Written under mutex_; relaxed: read without it only as a hint (a
+    // request that races a close is still refused by acquire()).
+    std::atomic<bool> closed_{true};
     std::deque<sched::FiberWaker> waiters_;  // mutex_
 };
-
-/// The fiber side of a request: submits it through `submit` and waits.
-/// Unwinding while the request is in flight waits for it (its buffer may be
-/// on the fiber's stack).
-AioResult fiber_io(std::unique_ptr<AioRequest> request,
-                   const std::function<bool(std::unique_ptr<AioRequest>&)>& submit);
 
 }  // namespace quiesce::pollers::detail

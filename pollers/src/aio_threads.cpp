@@ -49,10 +49,10 @@ public:
 
     bool submit(std::unique_ptr<AioRequest>& request, bool wait) override {
         if (!admission.acquire(wait)) {
-            refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+            refused.add();
             return false;
         }
-        submitted.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        submitted.add();
         {
             std::lock_guard lock(mutex_);
             queue_.push_back(std::move(request));
@@ -75,7 +75,7 @@ private:
                 queue_.pop_front();
             }
             const AioResult result = request->run_blocking();
-            completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+            completed.add();
             admission.release();  // before the completion: whoever sees it sees the room
             AioRequest::complete(std::move(request), result);
         }

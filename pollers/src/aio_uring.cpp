@@ -64,10 +64,10 @@ public:
 
     bool submit(std::unique_ptr<AioRequest>& request, bool wait) override {
         if (!admission.acquire(wait)) {
-            refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+            refused.add();
             return false;
         }
-        submitted.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        submitted.add();
         AioRequest* raw = request.release();
         if (const int rc = enqueue(raw); rc < 0) {
             // The ring refused it: complete it here with the kernel's reason.
@@ -121,7 +121,7 @@ private:
         if (cqe.res < 0) {
             finish(raw, -cqe.res);
         } else {
-            completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+            completed.add();
             admission.release();  // before the completion: whoever sees it sees the room
             AioRequest::complete(std::unique_ptr<AioRequest>(raw),
                                  AioResult{static_cast<std::size_t>(cqe.res), {}});
@@ -129,7 +129,7 @@ private:
     }
 
     void finish(AioRequest* raw, int error) {
-        completed.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+        completed.add();
         admission.release();
         AioRequest::complete(std::unique_ptr<AioRequest>(raw),
                              AioResult{0, std::error_code(error, std::generic_category())});

@@ -6,6 +6,7 @@
 #include <quiesce/pollers/offload.hpp>
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +29,7 @@ public:
         if (running_) return;
         running_ = true;
         stopping_ = false;
+        stopping_hint_.store(false, std::memory_order_relaxed);  // relaxed: no worker runs yet
         base::SignalBlock block;  // workers take no async signal
         try {
             for (unsigned i = 0; i < options_.threads; ++i) {
@@ -35,6 +37,7 @@ public:
             }
         } catch (const std::system_error&) {
             stopping_ = true;
+            stopping_hint_.store(true, std::memory_order_relaxed);  // relaxed: a hint
             cv_.notify_all();
             throw;  // stop() joins what started
         }
@@ -46,6 +49,7 @@ public:
             if (!running_ && workers_.empty()) return;
             running_ = false;
             stopping_ = true;
+            stopping_hint_.store(true, std::memory_order_relaxed);  // relaxed: a hint
         }
         cv_.notify_all();
         for (std::thread& worker : workers_) worker.join();
@@ -76,6 +80,7 @@ public:
         }
         if (!running_) return false;
         jobs_.push_back(std::move(job));
+        queued_.store(jobs_.size(), std::memory_order_relaxed);  // relaxed: a hint for spinners
         lock.unlock();
         cv_.notify_one();
         return true;
@@ -98,12 +103,14 @@ private:
         pthread_setname_np(pthread_self(), name.c_str());
         for (;;) {
             std::unique_ptr<OffloadJob> job;
+            spin_for_work();
             {
                 std::unique_lock lock(mutex_);
                 cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
                 if (stopping_) return;  // queued jobs are cancelled by stop()
                 job = std::move(jobs_.front());
                 jobs_.pop_front();
+                queued_.store(jobs_.size(), std::memory_order_relaxed);  // relaxed: a hint
                 ++running_jobs_;
                 // A slot is free: the first fiber waiting for one may queue.
                 // A waiter whose group has closed declines; try the next.
@@ -123,7 +130,24 @@ private:
         }
     }
 
+    // Before it sleeps, a worker looks for the next call for a while, giving
+    // its CPU to any other runnable thread between looks: a caller that
+    // submits again at once (a fiber whose previous call just came back)
+    // then costs no futex wake-up on either side.
+    void spin_for_work() const noexcept {
+        if (options_.spin.count() <= 0) return;
+        const auto until = std::chrono::steady_clock::now() + options_.spin;
+        // relaxed: a hint; the mutex below decides
+        while (queued_.load(std::memory_order_relaxed) == 0 &&
+               !stopping_hint_.load(std::memory_order_relaxed)) {
+            if (std::chrono::steady_clock::now() >= until) return;
+            sched_yield();
+        }
+    }
+
     const OffloadOptions& options_;
+    std::atomic<std::size_t> queued_{0};          // jobs_.size(), written under mutex_
+    std::atomic<bool> stopping_hint_{false};      // stopping_, written under mutex_
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::unique_ptr<OffloadJob>> jobs_;  // mutex_

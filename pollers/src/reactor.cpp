@@ -63,7 +63,44 @@ void Reactor::release() noexcept {
     base_ = nullptr;
 }
 
+void Reactor::add_source(ReactorSource* source) {
+    std::lock_guard lock(sources_mutex_);
+    sources_.push_back(source);
+    have_sources_.store(true, std::memory_order_relaxed);  // relaxed: see the member
+}
+
+void Reactor::remove_source(ReactorSource* source) noexcept {
+    std::lock_guard lock(sources_mutex_);
+    std::erase(sources_, source);
+    have_sources_.store(!sources_.empty(), std::memory_order_relaxed);  // relaxed: see the member
+}
+
+void Reactor::flush_sources() noexcept {
+    if (!have_sources_.load(std::memory_order_relaxed)) return;  // relaxed: see the member
+    std::lock_guard lock(sources_mutex_);
+    for (ReactorSource* source : sources_) source->flush();
+}
+
 void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
+    // A source's completions reach a sleeping loop through its base only
+    // after before_sleep(); what completed earlier it delivers there.
+    // What they deliver goes to this loop's own groups, which does not wake
+    // it (sched::LoopWaiter): then poll instead of blocking.
+    const bool sources = have_sources_.load(std::memory_order_relaxed);  // relaxed: see the member
+    bool delivered = false;
+    if (sources) {
+        std::lock_guard lock(sources_mutex_);
+        for (ReactorSource* source : sources_) {
+            delivered |= source->flush();
+            delivered |= source->before_sleep();
+        }
+    }
+    if (delivered) {
+        event_base_loop(base_, EVLOOP_NONBLOCK);
+        std::lock_guard lock(sources_mutex_);
+        for (ReactorSource* source : sources_) source->after_sleep();
+        return;
+    }
     const bool timed = timeout.count() >= 0;
     if (timed) {
         timeval tv{};
@@ -73,6 +110,10 @@ void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
     }
     event_base_loop(base_, EVLOOP_ONCE);  // one epoll_wait, then the callbacks
     if (timed) evtimer_del(timeout_event_);
+    if (sources) {
+        std::lock_guard lock(sources_mutex_);
+        for (ReactorSource* source : sources_) source->after_sleep();
+    }
 }
 
 void Reactor::wake() noexcept {
@@ -81,6 +122,7 @@ void Reactor::wake() noexcept {
 }
 
 void Reactor::poll() noexcept {
+    flush_sources();
     event_base_loop(base_, EVLOOP_NONBLOCK);
 }
 

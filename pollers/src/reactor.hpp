@@ -9,7 +9,10 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include <quiesce/scheduler/loop_waiter.hpp>
 
@@ -17,6 +20,24 @@ struct event;
 struct event_base;
 
 namespace quiesce::pollers::detail {
+
+/// A source on a loop's reactor that batches work between polls (an io_uring
+/// ring per loop): the reactor calls it on the loop's thread before each poll
+/// and around each sleep.
+class ReactorSource {
+public:
+    virtual ~ReactorSource() = default;
+    /// Submit what was batched since the last call and deliver what is done;
+    /// true if it delivered anything.
+    virtual bool flush() noexcept = 0;
+    /// The loop is about to block in epoll_wait: from now on a completion must
+    /// make a descriptor in the base ready. Deliver what completed before;
+    /// true if it delivered anything (the loop then must not block: what a
+    /// loop posts to itself inside wait() does not wake it).
+    virtual bool before_sleep() noexcept = 0;
+    /// The loop is awake again: completions need not signal any more.
+    virtual void after_sleep() noexcept = 0;
+};
 
 class Reactor final : public sched::LoopWaiter {
 public:
@@ -32,8 +53,22 @@ public:
 
     [[nodiscard]] event_base* base() const noexcept { return base_; }
 
+    /// Adds a source; any thread. It is called from the loop's next poll or
+    /// sleep on.
+    void add_source(ReactorSource* source);
+    /// Removes a source; any thread. When it returns, no call to `source` is
+    /// in progress or will start (the loop's calls hold the same mutex).
+    void remove_source(ReactorSource* source) noexcept;
+
 private:
     void release() noexcept;
+    void flush_sources() noexcept;
+
+    std::mutex sources_mutex_;
+    std::vector<ReactorSource*> sources_;  // sources_mutex_
+    // relaxed: a hint that spares the mutex when there is no source; a source
+    // added meanwhile is seen at the next poll.
+    std::atomic<bool> have_sources_{false};
 
     event_base* base_ = nullptr;
     int wake_fd_ = -1;

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <exception>
 #include <future>
 #include <limits>
@@ -165,8 +166,10 @@ void Loop::set_waiter(std::shared_ptr<LoopWaiter> waiter) {
     if (installed_) throw std::logic_error("Scheduler::set_loop_waiter: the loop has a waiter");
     installed_ = waiter;
     pending_waiter_ = std::move(waiter);
-    waiter_pending_.store(true, std::memory_order_relaxed);  // relaxed: the mutex orders the rest
-    wake();                                                  // a sleeping loop adopts it now
+    // [LW2] seq_cst store, pairs with the seq_cst load in idle(): either the
+    // loop sees it before it sleeps, or wake() below sees the loop asleep.
+    waiter_pending_.store(true, std::memory_order_seq_cst);
+    wake();  // a sleeping loop adopts it now
 }
 
 std::shared_ptr<LoopWaiter> Loop::waiter() const {
@@ -409,18 +412,31 @@ void Loop::between_turns() {
     }
 }
 
-// A loop whose waiter has sources polls them for a short while before it
-// sleeps: readiness that comes within microseconds of the last (a client
-// sending its next request, the next socket of a batch) is taken without the
-// cost of sleeping in epoll and being woken (several µs here, more with the
-// perf tick source). Returns true if there is work.
+// An idle loop looks for work for a short while before it sleeps: an event
+// that comes within microseconds of the last (a client's next request, the
+// next socket of a batch, the result of a call it handed to another thread)
+// is then taken without the cost of sleeping and being woken (several µs
+// here, more with the perf tick source), and the poster makes no wake-up
+// call. A loop with a waiter polls its sources; one without gives its CPU to
+// any other runnable thread between looks (on a machine with fewer CPUs than
+// threads, that thread may be the one that posts to it). Returns true if
+// there is work.
 bool Loop::spin_before_idle() noexcept {
-    if (waiter_ == nullptr || idle_spin_ns_ == 0) return false;
-    const std::int64_t until = TimerHeap::now_ns() + static_cast<std::int64_t>(idle_spin_ns_);
+    if (idle_spin_ns_ == 0) return false;
+    // Not past the next timer: it must not fire late for the spin.
+    const std::int64_t until = std::min(
+        TimerHeap::now_ns() + static_cast<std::int64_t>(idle_spin_ns_), timers_.next_deadline());
     do {
-        waiter_->poll();
-        if (!inbox_.empty() || exit_.load(std::memory_order_relaxed))
-            return true;  // relaxed: re-read in idle()
+        if (waiter_ != nullptr) {
+            waiter_->poll();
+        } else {
+            sched_yield();
+        }
+        // relaxed: re-read in idle() / run()
+        if (!inbox_.empty() || exit_.load(std::memory_order_relaxed) ||
+            waiter_pending_.load(std::memory_order_relaxed)) {
+            return true;
+        }
     } while (TimerHeap::now_ns() < until);
     return false;
 }
@@ -435,7 +451,10 @@ void Loop::idle() {
     // [W1] seq_cst store, pairs with [W2] in wake(): after it, either the
     // re-checks below see a push/exit/timer, or the poster sees us asleep.
     sleeping_.store(1, std::memory_order_seq_cst);
-    bool sleep = inbox_.empty() && !exit_.load(std::memory_order_seq_cst);  // [W3]
+    // [W3]; [LW2] seq_cst load of waiter_pending_: a waiter installed while
+    // the loop went idle is adopted before it sleeps (run() adopts it).
+    bool sleep = inbox_.empty() && !exit_.load(std::memory_order_seq_cst) &&
+                 !waiter_pending_.load(std::memory_order_seq_cst);
     std::chrono::nanoseconds timeout(-1);
     // [W4] seq_cst, pairs with the store in TimerHeap::publish_next(): an
     // earlier deadline armed after this load finds us asleep and wakes us.

@@ -6,7 +6,10 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
 #include <memory>
 
 #include <atomic>
@@ -71,8 +74,16 @@ const char* name_of(Variant v) {
     return v == Variant::kUring ? "uring" : v == Variant::kThreads ? "threads" : "loops";
 }
 
+// The backends are under test: every read goes through them (the page-cache
+// fast path has cases of its own at the end).
+pollers::AioPollerOptions backend_only() {
+    pollers::AioPollerOptions options;
+    options.cached_reads = false;
+    return options;
+}
+
 std::unique_ptr<pollers::AioPoller> make_aio(sched::Scheduler& scheduler, Variant variant,
-                                             pollers::AioPollerOptions options = {}) {
+                                             pollers::AioPollerOptions options = backend_only()) {
     options.use_io_uring = variant != Variant::kThreads;
     if (variant == Variant::kLoops) {
         options.placement = pollers::AioPlacement::kLoops;
@@ -194,7 +205,8 @@ TEST_CASE("a full queue refuses stackless requests and makes fibers wait; nothin
     CAPTURE(name_of(variant));
     TempFile file(1 << 16);
     sched::Scheduler scheduler({.threads = 2});
-    auto owned = make_aio(scheduler, variant, {.queue_depth = 2, .fallback_threads = 1});
+    auto owned = make_aio(scheduler, variant,
+                          {.queue_depth = 2, .fallback_threads = 1, .cached_reads = false});
     pollers::AioPoller& aio = *owned;
     aio.start();
     sched::Group group = scheduler.make_group();
@@ -257,4 +269,157 @@ TEST_CASE("stop() finishes what is in flight; later requests are cancelled", "[p
     });
     REQUIRE(wait_until([&] { return completions.load() == 65; }));
     CHECK(cancelled.load() == 1);
+}
+
+TEST_CASE("a fiber whose group closes while its read waits in the loop's ring unwinds",
+          "[pollers][unit]") {
+    // The read is queued in the loop's ring until the loop next polls; the
+    // close unwinds the fiber on that same loop, which must then submit and
+    // reap the read itself rather than wait for itself.
+    TempFile file(1 << 16);
+    sched::Scheduler scheduler({.threads = 1});
+    auto owned = make_aio(scheduler, Variant::kLoops);
+    pollers::AioPoller& aio = *owned;
+    aio.start();
+    for (int round = 0; round < 20; ++round) {
+        std::atomic<bool> reading{false}, closed{false};
+        sched::Group reader = scheduler.spawn(
+            [&] {
+                unsigned char buf[4096];
+                reading = true;
+                (void)aio.read_at(file.fd, buf, sizeof buf, 4096);
+            },
+            {.on_close = [&] { closed = true; }});
+        sched::Group closer = scheduler.make_group();
+        std::function<void()> close_when_reading = [&] {
+            if (!reading.load()) {
+                (void)closer.post(close_when_reading);  // not started yet: next turn
+                return;
+            }
+            (void)reader.close();
+        };
+        REQUIRE(closer.post(close_when_reading));
+        REQUIRE(wait_until([&] { return closed.load(); }, 10s));
+        closer.close();
+    }
+    CHECK(aio.stats().in_flight == 0);
+}
+
+namespace {
+
+// Bytes of `fd` from 0 that the page cache holds, up to `limit`, asked with
+// mincore() (a read to find out would start readahead).
+std::size_t resident_prefix(int fd, std::size_t limit) {
+    void* map = mmap(nullptr, limit, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) return 0;
+    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> in_core(limit / page);
+    std::size_t prefix = 0;
+    if (mincore(map, limit, in_core.data()) == 0) {
+        while (prefix < in_core.size() && (in_core[prefix] & 1) != 0) ++prefix;
+    }
+    munmap(map, limit);
+    return prefix * page;
+}
+
+// Drops the page cache's copy of `fd`, then reads its first `keep` bytes back
+// in with readahead off.
+void evict_all_but(int fd, std::size_t keep) {
+    REQUIRE(fdatasync(fd) == 0);
+    REQUIRE(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+    REQUIRE(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0);
+    std::vector<unsigned char> head(keep);
+    REQUIRE(pread(fd, head.data(), keep, 0) == static_cast<ssize_t>(keep));
+}
+
+}  // namespace
+
+TEST_CASE("reads of cached pages are answered at the call, as results or as group events",
+          "[pollers][unit]") {
+    const Variant variant = variant_under_test();
+    CAPTURE(name_of(variant));
+    TempFile file(10000);  // just written: in the page cache
+    sched::Scheduler scheduler({.threads = 1});
+    auto owned = make_aio(scheduler, variant, pollers::AioPollerOptions{});
+    pollers::AioPoller& aio = *owned;
+    aio.start();
+    std::atomic<int> good{0}, done{0};
+    scheduler.spawn([&] {
+        unsigned char buf[4096];
+        for (int i = 0; i < 50; ++i) {
+            const auto offset = static_cast<std::size_t>(i * 97);
+            pollers::AioResult r = aio.read_at(file.fd, buf, sizeof buf, static_cast<off_t>(offset));
+            if (r.bytes == sizeof buf && !r.error && matches(buf, sizeof buf, offset)) good++;
+        }
+        done++;
+    });
+    REQUIRE(wait_until([&] { return done.load() == 1; }));
+    CHECK(good.load() == 50);
+    // Stackless: the completion is still an event of the group.
+    sched::Group group = scheduler.make_group();
+    static unsigned char buf[4096];
+    std::atomic<long> bytes{-1}, at_eof{-1};
+    std::atomic<bool> on_group{true};
+    aio.read_at(group, file.fd, buf, 4096, 0, [&](pollers::AioResult r) {
+        if (!(sched::Group::current() == group)) on_group = false;
+        bytes = r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf, 4096, 0) ? 1 : -1);
+    });
+    aio.read_at(group, file.fd, buf, 4096, 20000, [&](pollers::AioResult r) {
+        if (!(sched::Group::current() == group)) on_group = false;
+        at_eof = r.error ? -2 : static_cast<long>(r.bytes);
+    });
+    REQUIRE(wait_until([&] { return bytes.load() != -1 && at_eof.load() != -1; }));
+    CHECK(bytes.load() == 4096);
+    CHECK(at_eof.load() == 0);
+    CHECK(on_group.load());
+    const pollers::AioPollerStats stats = aio.stats();
+    CHECK(stats.cached == 52);
+    CHECK(stats.submitted == 0);
+    // Stopped: no more answers from the cache either.
+    aio.stop();
+    std::atomic<int> cancelled{0};
+    aio.read_at(group, file.fd, buf, 4096, 0, [&](pollers::AioResult r) {
+        cancelled = r.error == std::errc::operation_canceled ? 1 : 2;
+    });
+    REQUIRE(wait_until([&] { return cancelled.load() != 0; }));
+    CHECK(cancelled.load() == 1);
+}
+
+TEST_CASE("a read that misses the page cache, wholly or in part, goes to the backend",
+          "[pollers][unit]") {
+    const Variant variant = variant_under_test();
+    CAPTURE(name_of(variant));
+    TempFile file(1 << 20);
+    constexpr std::size_t kSpan = 64 << 10;
+    evict_all_but(file.fd, 4096);
+    // How much of the span the cache holds (a folio may be more than asked).
+    const std::size_t prefix = resident_prefix(file.fd, kSpan);
+    if (prefix == 0 || prefix >= kSpan) {
+        WARN("this filesystem keeps /tmp files in memory (tmpfs?) or would not drop them: reads "
+             "cannot miss the page cache here, so the miss path is not exercised");
+        return;
+    }
+    sched::Scheduler scheduler({.threads = 1});
+    auto owned = make_aio(scheduler, variant, pollers::AioPollerOptions{});
+    pollers::AioPoller& aio = *owned;
+    aio.start();
+    std::atomic<long> partial{-1}, missed{-1};
+    std::atomic<int> done{0};
+    scheduler.spawn([&] {
+        static unsigned char buf[kSpan];
+        // The cached prefix, then what was dropped: one request for the rest.
+        pollers::AioResult r = aio.read_at(file.fd, buf, kSpan, 0);
+        partial = r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf, r.bytes, 0) ? 1 : -1);
+        // Wholly dropped.
+        r = aio.read_at(file.fd, buf, 4096, 512 << 10);
+        missed =
+            r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf, 4096, 512 << 10) ? 1 : -1);
+        done++;
+    });
+    REQUIRE(wait_until([&] { return done.load() == 1; }));
+    CHECK(partial.load() == static_cast<long>(kSpan));
+    CHECK(missed.load() == 4096);
+    const pollers::AioPollerStats stats = aio.stats();
+    CHECK(stats.submitted == 2);
+    CHECK(stats.cached == 0);
 }

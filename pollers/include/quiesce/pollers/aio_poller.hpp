@@ -79,6 +79,12 @@ struct AioPollerOptions {
     unsigned fallback_threads = 4;
     std::string name = "aio";
     AioPlacement placement = AioPlacement::kThread;
+    /// Reads first try preadv2(RWF_NOWAIT) on the calling thread: what is in
+    /// the page cache is copied there and then, with no request, no ring and
+    /// no thread hop (a server's hot files); only what would block goes to
+    /// the backend (a partial hit sends the rest). Costs a wasted system call
+    /// per read that misses the cache. False: every read goes to the backend.
+    bool cached_reads = true;
 };
 
 struct AioPollerStats {
@@ -86,6 +92,7 @@ struct AioPollerStats {
     std::uint64_t completed = 0;
     std::uint64_t refused = 0;    ///< stackless submissions over queue_depth
     std::uint64_t in_flight = 0;  ///< now
+    std::uint64_t cached = 0;     ///< reads answered from the page cache at the call (not submitted)
 };
 
 namespace detail {

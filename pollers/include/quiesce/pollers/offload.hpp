@@ -33,6 +33,7 @@
 #include <quiesce/base/config.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -99,6 +100,10 @@ struct OffloadOptions {
     std::size_t queue_capacity = 1024;
     /// Thread names are "NAME/i"; logs use it too.
     std::string name = "offload";
+    /// A worker with nothing to do looks for the next call this long before
+    /// it sleeps (yielding its CPU between looks), so that callers that come
+    /// back at once wake no one. 0: sleep at once.
+    std::chrono::microseconds spin{50};
 };
 
 struct OffloadStats {

@@ -70,10 +70,13 @@ struct SchedulerOptions {
     /// once per this much of its CPU time while it is busy: the longest an
     /// in-loop source waits for a busy loop (plus one turn).
     std::chrono::microseconds poll_interval{50};
-    /// A loop with a LoopWaiter polls it this long (wall time) before it
-    /// sleeps, so that readiness arriving microseconds apart is taken
-    /// without a sleep and a wake-up; 0 turns it off. Costs up to this much
-    /// CPU each time the loop goes idle.
+    /// An idle loop looks for work this long (wall time, never past its next
+    /// timer) before it sleeps, so that events arriving microseconds apart
+    /// (readiness, results handed back by other threads) are taken without a
+    /// sleep and a wake-up. A loop with a LoopWaiter polls it meanwhile; one
+    /// without calls sched_yield() between looks, so that a thread waiting
+    /// for its CPU runs. 0 turns it off. Costs up to this much CPU each time
+    /// the loop goes idle.
     std::chrono::microseconds idle_spin{20};
 };
 
