@@ -75,7 +75,7 @@ void Loop::hand_over(Loop& to, std::int64_t count) noexcept {
         RunLink* link = inbox_.pop();
         if (link == nullptr) return;
         ++looked;
-        ready_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a load estimate
+        add_ready_local(-1);
         GroupCore* group = group_of(link);
         if (group->pinned) {
             requeue(group);

@@ -35,7 +35,9 @@
 namespace quiesce::sched::detail {
 namespace {
 
-constinit thread_local Loop* tls_loop = nullptr;
+// initial-exec: read on every schedule(); the library is linked, not
+// dlopen()ed late (as the other hot thread-locals here).
+[[gnu::tls_model("initial-exec")]] constinit thread_local Loop* tls_loop = nullptr;
 
 void pin_to(int cpu) {
     cpu_set_t set;
@@ -133,7 +135,11 @@ void Loop::stop_and_join() {
 }
 
 void Loop::schedule(GroupCore* group) noexcept {
-    ready_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
+    if (tls_loop == this) {
+        add_ready_local(1);
+    } else {
+        ready_remote_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
+    }
     // [S3] [MQ1]/[MQ2] release: everything the scheduler of this group did
     // (the last owner's turn, via [S1]) happens-before the turn that pops it.
     inbox_.push(group);
@@ -197,7 +203,7 @@ void Loop::run() {
             turn_end_fresh_ = false;  // it may have woken the thief: no group's time
         }
         if (RunLink* link = inbox_.pop(); link != nullptr) {
-            ready_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a load estimate
+            add_ready_local(-1);
             run_turn(group_of(link));
             between_turns();
             continue;
@@ -311,7 +317,7 @@ void Loop::fail_group(GroupCore* group, const char* what) noexcept {
 }
 
 void Loop::requeue(GroupCore* group) noexcept {
-    ready_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
+    add_ready_local(1);  // the loop's own thread
     inbox_.push(group);                              // keeps the scheduling token and the reference
 }
 

@@ -70,7 +70,9 @@ public:
     [[nodiscard]] LoopStats stats() const noexcept;
     /// Approximate number of groups waiting in the inbox.
     [[nodiscard]] std::int64_t ready() const noexcept {
-        return ready_.load(std::memory_order_relaxed);  // relaxed: a load estimate
+        // relaxed: a load estimate
+        return ready_local_.load(std::memory_order_relaxed) +
+               ready_remote_.load(std::memory_order_relaxed);
     }
     /// Busy fraction of the last balance interval, in 1/1024ths.
     [[nodiscard]] std::uint32_t load() const noexcept {
@@ -145,7 +147,17 @@ private:
     alignas(128) std::atomic<std::uint32_t> sleeping_{0};
     std::atomic<bool> exit_{false};
     std::atomic<std::int32_t> steal_to_{-1};  // a thief's index, or -1
-    std::atomic<std::int64_t> ready_{0};
+    // The groups waiting in the inbox, as two counts so that the loop's own
+    // pushes and pops (most of them) need no atomic read-modify-write: other
+    // threads add to ready_remote_; the loop alone writes ready_local_ (it
+    // goes negative as the loop pops what others pushed). ready() sums them.
+    std::atomic<std::int64_t> ready_remote_{0};
+    std::atomic<std::int64_t> ready_local_{0};
+    void add_ready_local(std::int64_t delta) noexcept {
+        // relaxed: a load estimate with one writer (this loop)
+        ready_local_.store(ready_local_.load(std::memory_order_relaxed) + delta,
+                           std::memory_order_relaxed);
+    }
     std::atomic<std::uint32_t> load_{0};
     std::atomic<GroupCore*> current_{nullptr};
     std::atomic<int> tid_{0};
