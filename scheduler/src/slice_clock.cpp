@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include <quiesce/base/assert.hpp>
@@ -32,6 +34,20 @@ constinit thread_local SliceTls tls_slice{&kNoTicks, UINT64_MAX};
 bool need_resched_slow() noexcept {
     SliceClock* clock = tls_clock;
     return clock != nullptr && clock->expired();
+}
+
+bool tsc_is_clocksource() noexcept {
+    static const bool tsc = [] {
+        if (read_tsc() == 0) return false;
+        std::FILE* file =
+            std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+        if (file == nullptr) return false;
+        char name[16] = {};
+        const bool read = std::fgets(name, sizeof name, file) != nullptr;
+        std::fclose(file);
+        return read && std::string_view(name) == "tsc\n";
+    }();
+    return tsc;
 }
 
 }  // namespace detail
@@ -162,12 +178,12 @@ std::uint64_t SliceClock::estimate(bool exact) noexcept {
                 anchor_ = {perf_->read_count(), detail::mono_ns(), true};
             }
         }
-        return offset_ + anchor_.at(detail::mono_ns());
+        return offset_ + anchor_.at(wall_clock_.now());
     }
     // Ticks first: the position can only lag the reading, so a deadline
     // counted from it comes early (and is confirmed), never late.
     wall_ticks_at_read_ = wall_ != nullptr ? wall_->ticks() : 0;
-    const std::uint64_t wall = detail::mono_ns();
+    const std::uint64_t wall = wall_clock_.now();
     if (exact || wall - anchor_.wall >= static_cast<std::uint64_t>(kWallRefresh.count())) {
         // The wall stamp is taken before the CPU read, so at() stays an upper bound.
         anchor_ = {detail::thread_cpu_ns(), wall, true};

@@ -435,3 +435,38 @@ TEST_CASE("syscall-heavy groups get their slice in the mode kAuto picks", "[sche
     WARN("user-time-only perf event: syscall-heavy turns use "
          << user_only.median << "x the slice (median), " << user_only.p90 << "x (p90)");
 }
+
+TEST_CASE("the TSC-based monotonic clock tracks CLOCK_MONOTONIC and never goes back",
+          "[scheduler][unit]") {
+    using quiesce::sched::detail::FastMono;
+    using quiesce::sched::detail::mono_ns;
+    if (!quiesce::sched::detail::tsc_is_clocksource()) {
+        WARN("the kernel does not keep time with the TSC here: FastMono reads CLOCK_MONOTONIC");
+    }
+    FastMono fast;
+    std::uint64_t last = 0;
+    std::uint64_t worst_ahead = 0, worst_behind = 0;
+    const std::uint64_t end = mono_ns() + 30'000'000;  // 30 ms: calibrated, re-anchored often
+    int backwards = 0;
+    for (std::uint64_t before = mono_ns(); before < end; before = mono_ns()) {
+        const std::uint64_t now = fast.now();
+        const std::uint64_t after = mono_ns();
+        if (now < last) ++backwards;
+        last = now;
+        // The reading lies between the two clock reads around it, give or
+        // take the rate's error over one re-anchoring interval.
+        if (now > after) worst_ahead = std::max(worst_ahead, now - after);
+        if (now < before) worst_behind = std::max(worst_behind, before - now);
+        if ((before & 0xff) == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    CAPTURE(worst_ahead, worst_behind);
+    CHECK(backwards == 0);
+    CHECK(worst_ahead < 20'000);   // ns; measured here: well under 1 µs
+    CHECK(worst_behind < 20'000);
+    // After a sleep longer than a re-anchoring interval it is still right.
+    std::this_thread::sleep_for(5ms);
+    const std::uint64_t before = mono_ns();
+    const std::uint64_t now = fast.now();
+    CHECK(now + 20'000 >= before);
+    CHECK(now <= mono_ns() + 20'000);
+}
