@@ -71,8 +71,9 @@ void Loop::hand_over(Loop& to, std::int64_t count) noexcept {
     // Look at no more groups than were waiting: pinned ones go back behind.
     std::int64_t looked = 0;
     std::int64_t limit = ready();
+    take_inbox();
     while (count > 0 && looked < limit) {
-        RunLink* link = inbox_.pop();
+        RunLink* link = pop_local();
         if (link == nullptr) return;
         ++looked;
         add_ready_local(-1);

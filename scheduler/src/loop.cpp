@@ -136,10 +136,15 @@ void Loop::stop_and_join() {
 
 void Loop::schedule(GroupCore* group) noexcept {
     if (tls_loop == this) {
+        // Our own thread: it looks at its local queue before it sleeps (also
+        // when this runs inside its waiter's wait()), so no wake-up either.
+        // The token and the reference came with the group ([S1]).
         add_ready_local(1);
-    } else {
-        ready_remote_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
+        take_inbox();  // what others scheduled before stays ahead
+        push_local(group);
+        return;
     }
+    ready_remote_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
     // [S3] [MQ1]/[MQ2] release: everything the scheduler of this group did
     // (the last owner's turn, via [S1]) happens-before the turn that pops it.
     inbox_.push(group);
@@ -202,14 +207,15 @@ void Loop::run() {
             serve_steal();
             turn_end_fresh_ = false;  // it may have woken the thief: no group's time
         }
-        if (RunLink* link = inbox_.pop(); link != nullptr) {
+        take_inbox();
+        if (RunLink* link = pop_local(); link != nullptr) {
             add_ready_local(-1);
             run_turn(group_of(link));
             between_turns();
             continue;
         }
         between_turns();
-        if (!inbox_.empty()) continue;  // a push between [MQ1] and [MQ2]
+        if (!nothing_queued()) continue;  // a push between [MQ1] and [MQ2], or between_turns()
         if (exit_.load(std::memory_order_acquire)) return;
         idle();
     }
@@ -318,7 +324,8 @@ void Loop::fail_group(GroupCore* group, const char* what) noexcept {
 
 void Loop::requeue(GroupCore* group) noexcept {
     add_ready_local(1);  // the loop's own thread
-    inbox_.push(group);                              // keeps the scheduling token and the reference
+    take_inbox();        // what others scheduled meanwhile goes first
+    push_local(group);   // keeps the scheduling token and the reference
 }
 
 // Ends a turn: requeues a group with work left, else hands the token back.
@@ -439,7 +446,7 @@ bool Loop::spin_before_idle() noexcept {
             sched_yield();
         }
         // relaxed: re-read in idle() / run()
-        if (!inbox_.empty() || exit_.load(std::memory_order_relaxed) ||
+        if (!nothing_queued() || exit_.load(std::memory_order_relaxed) ||
             waiter_pending_.load(std::memory_order_relaxed)) {
             return true;
         }
@@ -459,7 +466,7 @@ void Loop::idle() {
     sleeping_.store(1, std::memory_order_seq_cst);
     // [W3]; [LW2] seq_cst load of waiter_pending_: a waiter installed while
     // the loop went idle is adopted before it sleeps (run() adopts it).
-    bool sleep = inbox_.empty() && !exit_.load(std::memory_order_seq_cst) &&
+    bool sleep = nothing_queued() && !exit_.load(std::memory_order_seq_cst) &&
                  !waiter_pending_.load(std::memory_order_seq_cst);
     std::chrono::nanoseconds timeout(-1);
     // [W4] seq_cst, pairs with the store in TimerHeap::publish_next(): an
@@ -484,7 +491,37 @@ void Loop::idle() {
     sleeping_.store(0, std::memory_order_relaxed);  // relaxed: only this thread sleeps on it
 }
 
+void Loop::push_local(RunLink* link) noexcept {
+    // relaxed atomic_ref: the link word is the inbox's too (an MpscQueue
+    // gives it up when pop() returns the node); one thread here.
+    std::atomic_ref<RunLink*>(link->next).store(nullptr, std::memory_order_relaxed);
+    if (local_tail_ == nullptr) {
+        local_head_ = link;
+    } else {
+        std::atomic_ref<RunLink*>(local_tail_->next).store(link, std::memory_order_relaxed);
+    }
+    local_tail_ = link;
+}
+
+RunLink* Loop::pop_local() noexcept {
+    RunLink* link = local_head_;
+    if (link == nullptr) return nullptr;
+    local_head_ = std::atomic_ref<RunLink*>(link->next).load(std::memory_order_relaxed);
+    if (local_head_ == nullptr) local_tail_ = nullptr;
+    return link;
+}
+
+void Loop::take_inbox() noexcept {
+    // What other threads scheduled goes behind what is queued here.
+    while (RunLink* link = inbox_.pop()) push_local(link);
+}
+
 void Loop::drain_after_exit() noexcept {
+    while (RunLink* link = pop_local()) {
+        GroupCore* group = group_of(link);
+        group->drop_pending();  // the group is closed (stop() closed every group)
+        group->unref();         // it keeps `scheduled`: nothing runs it again
+    }
     for (;;) {
         RunLink* link = inbox_.pop();
         if (link == nullptr) {

@@ -143,6 +143,20 @@ private:
     std::uint64_t idle_spin_ns_ = 0;
 
     alignas(128) base::MpscQueue<RunLink, &RunLink::next> inbox_;
+    // Groups this loop scheduled itself (from its own events and its
+    // waiter's callbacks) and the ones it requeues: a plain FIFO, no locked
+    // instruction. What other threads pushed to the inbox is moved behind
+    // them before each turn and before each local push, so groups run in the
+    // order they became ready and neither side starves. Loop thread only (and the
+    // stopper after the join).
+    RunLink* local_head_ = nullptr;
+    RunLink* local_tail_ = nullptr;
+    void push_local(RunLink* link) noexcept;
+    RunLink* pop_local() noexcept;
+    void take_inbox() noexcept;
+    [[nodiscard]] bool nothing_queued() const noexcept {
+        return local_head_ == nullptr && inbox_.empty();
+    }
     /// 1 while the loop sleeps or is about to; futex word. [W1]/[W2].
     alignas(128) std::atomic<std::uint32_t> sleeping_{0};
     std::atomic<bool> exit_{false};
