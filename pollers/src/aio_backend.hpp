@@ -31,10 +31,6 @@ public:
     /// Takes `request` (true) or leaves it with the caller (false: no room
     /// and `wait` is false, or stopped). `wait`: a fiber waits for room.
     virtual bool submit(std::unique_ptr<AioRequest>& request, bool wait) = 0;
-    /// A fiber that cannot park (it is unwinding) waits on its loop's thread
-    /// for a request it made: do what the loop would have done for it (the
-    /// ring-per-loop backend submits and reaps the calling loop's ring).
-    virtual void drive() noexcept {}
 
     [[nodiscard]] virtual AioPollerStats stats() const {
         AioPollerStats out;
@@ -59,6 +55,12 @@ public:
 /// while the request is in flight waits for it (its buffer may be on the
 /// fiber's stack).
 AioResult fiber_io(AioBackendImpl& impl, std::unique_ptr<AioRequest> request);
+
+/// A fiber that cannot park (it is unwinding) waits on its loop's thread for
+/// a request it made: does what the loop would have done for it (submits and
+/// reaps the rings of the calling loop's reactor). Safe while the backend is
+/// being destroyed. Thread: a loop's.
+void drive_current_loop() noexcept;
 
 /// Throws std::system_error when io_uring cannot be set up here.
 std::unique_ptr<AioBackendImpl> make_uring_backend(Poller& owner, const AioPollerOptions& options);

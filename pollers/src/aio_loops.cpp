@@ -5,8 +5,11 @@
 // io_uring_enter() for the batch. What the kernel finishes inside that call
 // (a cached page) is reaped right after it on the same loop; what it finishes
 // later is reaped at the loop's next poll, or, while the loop sleeps, when the
-// ring's eventfd (enabled only for the sleep) wakes the loop's reactor. No
-// thread hop. Requests made off the loops go to a shared ring with a reaper
+// ring's eventfd wakes the loop's reactor. No thread hop. (The eventfd stays
+// on while the loop is busy: switching it off then, with
+// io_uring_cq_eventfd_toggle(), races the kernel, which reads the flag after
+// publishing a completion with no full barrier between: a completion could be
+// published unsignalled just as the loop re-enables it and goes to sleep.) Requests made off the loops go to a shared ring with a reaper
 // thread (kThread).
 //
 // Threading: a ring, both sides, is used under its mutex: by its loop (which
@@ -47,8 +50,6 @@ struct LoopRing final : ReactorSource {
     std::mutex mutex;  // the ring, both sides
 
     bool flush() noexcept override;
-    bool before_sleep() noexcept override;
-    void after_sleep() noexcept override;
 };
 
 class LoopsBackend final : public AioBackendImpl {
@@ -120,13 +121,6 @@ public:
         // a loop freeing it). Nothing may touch `raw` after this.
         raw->published.store(true, std::memory_order_release);
         return true;  // submitted at the loop's next poll of its reactor
-    }
-
-    void drive() noexcept override {
-        const int loop = sched::Scheduler::current_loop();
-        if (loop >= 0 && sched::Scheduler::current() == &scheduler_) {
-            rings_[static_cast<unsigned>(loop)]->flush();
-        }
     }
 
     AioPollerStats stats() const override {
@@ -250,19 +244,23 @@ bool LoopRing::flush() noexcept {
     return owner->submit_and_reap(*this);
 }
 
-bool LoopRing::before_sleep() noexcept {
-    std::lock_guard lock(mutex);
-    io_uring_cq_eventfd_toggle(&ring, true);
-    return owner->reap(*this) != 0;  // what completed while the eventfd was off
-}
-
-void LoopRing::after_sleep() noexcept {
-    std::lock_guard lock(mutex);
-    // The loop reaps at each poll while awake: no eventfd signal per completion.
-    io_uring_cq_eventfd_toggle(&ring, false);
-}
-
 }  // namespace
+
+void drive_current_loop() noexcept {
+    // Through the loop's reactor, which the scheduler keeps alive and whose
+    // mutex a backend being destroyed takes to remove its rings: never a
+    // backend that may be gone.
+    sched::Scheduler* scheduler = sched::Scheduler::current();
+    const int loop = sched::Scheduler::current_loop();
+    if (scheduler == nullptr || loop < 0) return;
+    try {
+        std::shared_ptr<sched::LoopWaiter> waiter =
+            scheduler->loop_waiter(static_cast<unsigned>(loop));
+        if (auto* reactor = dynamic_cast<Reactor*>(waiter.get())) (void)reactor->flush();
+    } catch (const std::exception&) {
+        // loop_waiter()'s mutex: nothing to drive now; the caller polls again
+    }
+}
 
 std::unique_ptr<AioBackendImpl> make_loops_backend(Poller& owner, sched::Scheduler& scheduler,
                                                    const AioPollerOptions& options) {

@@ -115,11 +115,10 @@ AioResult fiber_io(AioBackendImpl& impl, std::unique_ptr<AioRequest> request) {
     // write into a buffer on this stack: wait for the completion first.
     struct Owner {
         AioRequest* raw;
-        AioBackendImpl& impl;
         ~Owner() {
             // [AIO2] acquire, pairs with the release store in complete().
             for (int spins = 0; !raw->finished.load(std::memory_order_acquire); ++spins) {
-                impl.drive();  // it may wait in our own loop's ring
+                drive_current_loop();  // it may wait in our own loop's ring
                 if (spins < 100) {
                     std::this_thread::yield();
                 } else {
@@ -128,7 +127,7 @@ AioResult fiber_io(AioBackendImpl& impl, std::unique_ptr<AioRequest> request) {
             }
             delete raw;
         }
-    } owner{raw, impl};
+    } owner{raw};
     // [AIO2] acquire, pairs with the release store in complete().
     while (!raw->finished.load(std::memory_order_acquire)) sched::this_fiber::park();
     return raw->result;

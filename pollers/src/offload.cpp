@@ -59,6 +59,7 @@ public:
         {
             std::lock_guard lock(mutex_);
             left.swap(jobs_);
+            queued_.store(0, std::memory_order_relaxed);  // relaxed: a hint
             waiters.swap(space_waiters_);
         }
         for (auto& job : left) job.release()->deliver(/*cancelled=*/true);

@@ -75,30 +75,20 @@ void Reactor::remove_source(ReactorSource* source) noexcept {
     have_sources_.store(!sources_.empty(), std::memory_order_relaxed);  // relaxed: see the member
 }
 
-void Reactor::flush_sources() noexcept {
-    if (!have_sources_.load(std::memory_order_relaxed)) return;  // relaxed: see the member
+bool Reactor::flush() noexcept {
+    if (!have_sources_.load(std::memory_order_relaxed)) return false;  // relaxed: see the member
     std::lock_guard lock(sources_mutex_);
-    for (ReactorSource* source : sources_) source->flush();
+    bool delivered = false;
+    for (ReactorSource* source : sources_) delivered |= source->flush();
+    return delivered;
 }
 
 void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
-    // A source's completions reach a sleeping loop through its base only
-    // after before_sleep(); what completed earlier it delivers there.
-    // What they deliver goes to this loop's own groups, which does not wake
-    // it (sched::LoopWaiter): then poll instead of blocking.
-    const bool sources = have_sources_.load(std::memory_order_relaxed);  // relaxed: see the member
-    bool delivered = false;
-    if (sources) {
-        std::lock_guard lock(sources_mutex_);
-        for (ReactorSource* source : sources_) {
-            delivered |= source->flush();
-            delivered |= source->before_sleep();
-        }
-    }
-    if (delivered) {
+    // The sources send their batches first. What they deliver goes to this
+    // loop's own groups, which does not wake it (sched::LoopWaiter): then
+    // poll instead of blocking.
+    if (flush()) {
         event_base_loop(base_, EVLOOP_NONBLOCK);
-        std::lock_guard lock(sources_mutex_);
-        for (ReactorSource* source : sources_) source->after_sleep();
         return;
     }
     const bool timed = timeout.count() >= 0;
@@ -110,10 +100,6 @@ void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
     }
     event_base_loop(base_, EVLOOP_ONCE);  // one epoll_wait, then the callbacks
     if (timed) evtimer_del(timeout_event_);
-    if (sources) {
-        std::lock_guard lock(sources_mutex_);
-        for (ReactorSource* source : sources_) source->after_sleep();
-    }
 }
 
 void Reactor::wake() noexcept {
@@ -122,7 +108,7 @@ void Reactor::wake() noexcept {
 }
 
 void Reactor::poll() noexcept {
-    flush_sources();
+    (void)flush();
     event_base_loop(base_, EVLOOP_NONBLOCK);
 }
 

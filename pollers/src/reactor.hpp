@@ -23,20 +23,13 @@ namespace quiesce::pollers::detail {
 
 /// A source on a loop's reactor that batches work between polls (an io_uring
 /// ring per loop): the reactor calls it on the loop's thread before each poll
-/// and around each sleep.
+/// and before each sleep.
 class ReactorSource {
 public:
     virtual ~ReactorSource() = default;
     /// Submit what was batched since the last call and deliver what is done;
     /// true if it delivered anything.
     virtual bool flush() noexcept = 0;
-    /// The loop is about to block in epoll_wait: from now on a completion must
-    /// make a descriptor in the base ready. Deliver what completed before;
-    /// true if it delivered anything (the loop then must not block: what a
-    /// loop posts to itself inside wait() does not wake it).
-    virtual bool before_sleep() noexcept = 0;
-    /// The loop is awake again: completions need not signal any more.
-    virtual void after_sleep() noexcept = 0;
 };
 
 class Reactor final : public sched::LoopWaiter {
@@ -59,10 +52,12 @@ public:
     /// Removes a source; any thread. When it returns, no call to `source` is
     /// in progress or will start (the loop's calls hold the same mutex).
     void remove_source(ReactorSource* source) noexcept;
+    /// Flushes every source now; true if one delivered anything. Thread: the
+    /// loop's (a fiber that waits on its own loop for a request queued there).
+    bool flush() noexcept;
 
 private:
     void release() noexcept;
-    void flush_sources() noexcept;
 
     std::mutex sources_mutex_;
     std::vector<ReactorSource*> sources_;  // sources_mutex_

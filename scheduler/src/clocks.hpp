@@ -64,7 +64,7 @@ public:
         if (!usable_) return mono_ns();
         const std::uint64_t tsc = read_tsc();
         const std::uint64_t ticks = tsc - base_tsc_;
-        if (ns_per_tick_q32_ == 0 || ticks >= refresh_ticks_) return anchor(tsc);
+        if (ns_per_tick_q32_ == 0 || ticks >= refresh_ticks_) return anchor();
         const auto ns = static_cast<std::uint64_t>(
             (static_cast<U128>(ticks) * ns_per_tick_q32_) >> 32);
         return forward(base_ns_ + ns);
@@ -73,11 +73,21 @@ public:
 private:
     static constexpr std::uint64_t kCalibrateNs = 500'000;
     static constexpr std::uint64_t kRefreshNs = 1'000'000;
+    // Two TSC reads around a vDSO clock read: ~50-150 ticks here; an
+    // interrupt is thousands.
+    static constexpr std::uint64_t kPairTicks = 2'000;
 
     // A CLOCK_MONOTONIC reading; re-measures the rate over the window since
-    // the last anchor when it is long enough, and anchors there.
-    std::uint64_t anchor(std::uint64_t tsc) noexcept {
+    // the last anchor when it is long enough, and anchors there. The pair
+    // (TSC, CLOCK_MONOTONIC) is taken between two TSC reads and kept only if
+    // they are close: an interrupt or preemption between the reads would
+    // otherwise skew the rate by its length over the window.
+    std::uint64_t anchor() noexcept {
+        const std::uint64_t before = read_tsc();
         const std::uint64_t ns = mono_ns();
+        const std::uint64_t after = read_tsc();
+        if (after < before || after - before > kPairTicks) return forward(ns);  // try next time
+        const std::uint64_t tsc = before + (after - before) / 2;
         if (base_ns_ == 0 || tsc < base_tsc_) {  // first use, or the TSC went back
             base_tsc_ = tsc;
             base_ns_ = ns;
