@@ -43,8 +43,8 @@ public:
     }
 
     Admission admission;
-    base::ShardedCounter cached;             // reads answered by the page-cache fast path
-    std::atomic<bool> nowait_reads{true};    // false once the kernel refused RWF_NOWAIT
+    base::ShardedCounter cached;           // reads answered by the page-cache fast path
+    std::atomic<bool> nowait_reads{true};  // false once the kernel refused RWF_NOWAIT
     // Bumped by every loop: a shared atomic would bounce between CPUs.
     base::ShardedCounter submitted;
     base::ShardedCounter completed;

@@ -9,8 +9,9 @@
 // on while the loop is busy: switching it off then, with
 // io_uring_cq_eventfd_toggle(), races the kernel, which reads the flag after
 // publishing a completion with no full barrier between: a completion could be
-// published unsignalled just as the loop re-enables it and goes to sleep.) Requests made off the loops go to a shared ring with a reaper
-// thread (kThread).
+// published unsignalled just as the loop re-enables it and goes to sleep.)
+// Requests made off the loops go to a shared ring with a reaper thread
+// (kThread).
 //
 // Threading: a ring, both sides, is used under its mutex: by its loop (which
 // alone prepares requests in it) and by stop() once the loops may be gone.
@@ -234,9 +235,10 @@ private:
 };
 
 void LoopsBackend::log_submit_failure(int error) {
-    logger().error("aio: io_uring_enter on a loop's ring failed ({}); its requests stay queued "
-                   "and are sent again at the loop's next poll",
-                   std::error_code(error, std::generic_category()).message());
+    logger().error(
+        "aio: io_uring_enter on a loop's ring failed ({}); its requests stay queued "
+        "and are sent again at the loop's next poll",
+        std::error_code(error, std::generic_category()).message());
 }
 
 bool LoopRing::flush() noexcept {

@@ -156,6 +156,16 @@ bool read_cached(detail::AioBackendImpl& impl, int fd, void* buf, std::size_t le
     return false;
 }
 
+// The request for what the page cache did not give: all of the read, or
+// after a partial hit (`carried` bytes read at the call) the rest of it.
+std::unique_ptr<detail::AioRequest> rest_of_read(int fd, void* buf, std::size_t len, off_t offset,
+                                                 std::size_t carried) {
+    auto request = make_request(detail::AioOp::kRead, fd, static_cast<char*>(buf) + carried,
+                                len - carried, offset + static_cast<off_t>(carried));
+    request->carried = carried;
+    return request;
+}
+
 AioResult submit_fiber(detail::AioBackendImpl* impl, std::unique_ptr<detail::AioRequest> request) {
     require_fiber();
     if (impl == nullptr) return AioResult{0, std::make_error_code(std::errc::operation_canceled)};
@@ -177,11 +187,8 @@ void AioPoller::read_at(const sched::Group& group, int fd, void* buf, std::size_
             return;
         }
     }
-    const auto skip = static_cast<off_t>(carried);
-    auto request = make_request(detail::AioOp::kRead, fd, static_cast<char*>(buf) + carried,
-                                len - carried, offset + skip);
-    request->carried = carried;
-    submit_stackless(impl_.get(), std::move(request), group, std::move(done));
+    submit_stackless(impl_.get(), rest_of_read(fd, buf, len, offset, carried), group,
+                     std::move(done));
 }
 
 void AioPoller::write_at(const sched::Group& group, int fd, const void* buf, std::size_t len,
@@ -206,11 +213,7 @@ AioResult AioPoller::read_at(int fd, void* buf, std::size_t len, off_t offset) {
             return result;
         }
     }
-    const auto skip = static_cast<off_t>(carried);
-    auto request = make_request(detail::AioOp::kRead, fd, static_cast<char*>(buf) + carried,
-                                len - carried, offset + skip);
-    request->carried = carried;
-    return submit_fiber(impl_.get(), std::move(request));
+    return submit_fiber(impl_.get(), rest_of_read(fd, buf, len, offset, carried));
 }
 
 AioResult AioPoller::write_at(int fd, const void* buf, std::size_t len, off_t offset) {

@@ -69,7 +69,7 @@ public:
 private:
     const std::size_t capacity_;
     mutable std::mutex mutex_;
-    std::size_t in_flight_ = 0;              // mutex_
+    std::size_t in_flight_ = 0;  // mutex_
     // Written under mutex_; relaxed: read without it only as a hint (a
     // request that races a close is still refused by acquire()).
     std::atomic<bool> closed_{true};

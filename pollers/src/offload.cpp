@@ -30,7 +30,8 @@ public:
         running_ = true;
         stopping_ = false;
         stopping_hint_.store(false, std::memory_order_relaxed);  // relaxed: no worker runs yet
-        base::SignalBlock block;  // workers take no async signal
+        // Workers take no async signal.
+        base::SignalBlock block;
         try {
             for (unsigned i = 0; i < options_.threads; ++i) {
                 workers_.emplace_back([this, i] { work(i); });
@@ -147,8 +148,8 @@ private:
     }
 
     const OffloadOptions& options_;
-    std::atomic<std::size_t> queued_{0};          // jobs_.size(), written under mutex_
-    std::atomic<bool> stopping_hint_{false};      // stopping_, written under mutex_
+    std::atomic<std::size_t> queued_{0};      // jobs_.size(), written under mutex_
+    std::atomic<bool> stopping_hint_{false};  // stopping_, written under mutex_
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::unique_ptr<OffloadJob>> jobs_;  // mutex_

@@ -8,8 +8,8 @@
 // event_add()/event_del() from any thread (the base has libevent's locks).
 #pragma once
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <vector>

@@ -65,8 +65,8 @@ public:
         const std::uint64_t tsc = read_tsc();
         const std::uint64_t ticks = tsc - base_tsc_;
         if (ns_per_tick_q32_ == 0 || ticks >= refresh_ticks_) return anchor();
-        const auto ns = static_cast<std::uint64_t>(
-            (static_cast<U128>(ticks) * ns_per_tick_q32_) >> 32);
+        const auto ns =
+            static_cast<std::uint64_t>((static_cast<U128>(ticks) * ns_per_tick_q32_) >> 32);
         return forward(base_ns_ + ns);
     }
 
@@ -95,13 +95,12 @@ private:
         }
         const std::uint64_t span_ns = ns - base_ns_;
         if (span_ns >= kCalibrateNs && tsc > base_tsc_) {
-            ns_per_tick_q32_ = static_cast<std::uint64_t>(
-                (static_cast<U128>(span_ns) << 32) / (tsc - base_tsc_));
+            ns_per_tick_q32_ =
+                static_cast<std::uint64_t>((static_cast<U128>(span_ns) << 32) / (tsc - base_tsc_));
             refresh_ticks_ = ns_per_tick_q32_ == 0
                                  ? UINT64_MAX
                                  : static_cast<std::uint64_t>(
-                                       (static_cast<U128>(kRefreshNs) << 32) /
-                                       ns_per_tick_q32_);
+                                       (static_cast<U128>(kRefreshNs) << 32) / ns_per_tick_q32_);
             base_tsc_ = tsc;
             base_ns_ = ns;
         }

@@ -139,9 +139,7 @@ void Loop::schedule(GroupCore* group) noexcept {
         // Our own thread: it looks at its local queue before it sleeps (also
         // when this runs inside its waiter's wait()), so no wake-up either.
         // The token and the reference came with the group ([S1]).
-        add_ready_local(1);
-        take_inbox();  // what others scheduled before stays ahead
-        push_local(group);
+        requeue(group);
         return;
     }
     ready_remote_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate

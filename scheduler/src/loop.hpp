@@ -161,10 +161,11 @@ private:
     alignas(128) std::atomic<std::uint32_t> sleeping_{0};
     std::atomic<bool> exit_{false};
     std::atomic<std::int32_t> steal_to_{-1};  // a thief's index, or -1
-    // The groups waiting in the inbox, as two counts so that the loop's own
-    // pushes and pops (most of them) need no atomic read-modify-write: other
-    // threads add to ready_remote_; the loop alone writes ready_local_ (it
-    // goes negative as the loop pops what others pushed). ready() sums them.
+    // The groups waiting (inbox and local queue), as two counts so that the
+    // loop's own pushes and pops (most of them) need no atomic
+    // read-modify-write: other threads add to ready_remote_; the loop alone
+    // writes ready_local_ (it goes negative as the loop pops what others
+    // pushed). ready() sums them.
     std::atomic<std::int64_t> ready_remote_{0};
     std::atomic<std::int64_t> ready_local_{0};
     void add_ready_local(std::int64_t delta) noexcept {

@@ -162,8 +162,8 @@ private:
 
     detail::TaskClockAnchor anchor_;
     detail::FastMono wall_clock_;  ///< CLOCK_MONOTONIC, cheaply, for estimate()
-    std::uint64_t offset_ = 0;    ///< CLOCK_THREAD_CPUTIME_ID - task clock, at calibration
-    std::uint64_t last_cpu_ = 0;  ///< last cpu_now_ns() result (monotonic clamp)
+    std::uint64_t offset_ = 0;     ///< CLOCK_THREAD_CPUTIME_ID - task clock, at calibration
+    std::uint64_t last_cpu_ = 0;   ///< last cpu_now_ns() result (monotonic clamp)
     std::uint64_t wall_ticks_at_read_ = 0;  ///< wall ticks seen by the last estimate()
 
     std::uint64_t slice_start_cpu_ = 0;

@@ -348,7 +348,8 @@ TEST_CASE("reads of cached pages are answered at the call, as results or as grou
         unsigned char buf[4096];
         for (int i = 0; i < 50; ++i) {
             const auto offset = static_cast<std::size_t>(i * 97);
-            pollers::AioResult r = aio.read_at(file.fd, buf, sizeof buf, static_cast<off_t>(offset));
+            pollers::AioResult r =
+                aio.read_at(file.fd, buf, sizeof buf, static_cast<off_t>(offset));
             if (r.bytes == sizeof buf && !r.error && matches(buf, sizeof buf, offset)) good++;
         }
         done++;
@@ -395,8 +396,9 @@ TEST_CASE("a read that misses the page cache, wholly or in part, goes to the bac
     // How much of the span the cache holds (a folio may be more than asked).
     const std::size_t prefix = resident_prefix(file.fd, kSpan);
     if (prefix == 0 || prefix >= kSpan) {
-        WARN("this filesystem keeps /tmp files in memory (tmpfs?) or would not drop them: reads "
-             "cannot miss the page cache here, so the miss path is not exercised");
+        WARN(
+            "this filesystem keeps /tmp files in memory (tmpfs?) or would not drop them: reads "
+            "cannot miss the page cache here, so the miss path is not exercised");
         return;
     }
     sched::Scheduler scheduler({.threads = 1});

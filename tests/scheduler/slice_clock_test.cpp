@@ -461,7 +461,7 @@ TEST_CASE("the TSC-based monotonic clock tracks CLOCK_MONOTONIC and never goes b
     }
     CAPTURE(worst_ahead, worst_behind);
     CHECK(backwards == 0);
-    CHECK(worst_ahead < 20'000);   // ns; measured here: well under 1 µs
+    CHECK(worst_ahead < 20'000);  // ns; measured here: well under 1 µs
     CHECK(worst_behind < 20'000);
     // After a sleep longer than a re-anchoring interval it is still right.
     std::this_thread::sleep_for(5ms);

@@ -92,7 +92,8 @@ struct AioPollerStats {
     std::uint64_t completed = 0;
     std::uint64_t refused = 0;    ///< stackless submissions over queue_depth
     std::uint64_t in_flight = 0;  ///< now
-    std::uint64_t cached = 0;     ///< reads answered from the page cache at the call (not submitted)
+    /// Reads answered from the page cache at the call (not submitted).
+    std::uint64_t cached = 0;
 };
 
 namespace detail {
