@@ -4,7 +4,7 @@
 QUIESCE_PACKAGES=(
   g++ meson ninja-build pkg-config python3
   libevent-dev libboost-context-dev libspdlog-dev libfmt-dev catch2
-  liburcu-dev liburing-dev
+  liburcu-dev liburing-dev libcli11-dev nlohmann-json3-dev
 )
 
 # Installs the missing packages (apt-get update, then install -y). Not root:

@@ -1,0 +1,137 @@
+// Runtime: the one object a server makes. It owns the scheduler (one loop per
+// CPU), the FD poller, the signal poller and the process-wide setup a server
+// wants (descriptor limit raised, SIGPIPE ignored, log level), starts the
+// listeners, and stops it all gracefully on SIGINT/SIGTERM.
+//
+//     int main(int argc, char** argv) {
+//         quiesce::CommandLine cli("echo_server", "Echoes every byte back.");
+//         quiesce::RuntimeOptions options = cli.parse(argc, argv);  // exits on --help / bad flags
+//         quiesce::Runtime runtime(options);
+//         for (const auto& address : options.listen)
+//             runtime.listen(address, [] { return std::make_unique<Echo>(); });
+//         return runtime.run();   // until SIGINT/SIGTERM or runtime.stop()
+//     }
+//
+// Graceful stop (stop(), SIGINT or SIGTERM): listeners close; every
+// connection's handler gets on_shutdown() (default: close(), which sends what
+// is queued, then FIN); the runtime waits up to `grace` for the connections
+// to finish, aborts the rest, stops the pollers and the loops (every group's
+// close handler runs, every RCU callback runs) and run() returns 0. A second
+// SIGINT/SIGTERM during the stop forces it: remaining connections are
+// aborted at once and run() returns 1 (the log says so).
+//
+// Threading: the constructor, run() and the destructor on one thread (the
+// main thread, usually); stop(), listen() and stats() from any thread.
+#pragma once
+
+#include <quiesce/base/config.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <quiesce/framework/tcp.hpp>
+#include <quiesce/pollers/fd_poller.hpp>
+#include <quiesce/pollers/signal_poller.hpp>
+#include <quiesce/scheduler/scheduler.hpp>
+
+namespace quiesce {
+
+struct RuntimeOptions {
+    /// Addresses the application listens on (Runtime does not open them by
+    /// itself: the application knows what each serves). HOST:PORT,
+    /// [IPV6]:PORT or unix:PATH.
+    std::vector<std::string> listen{};
+    /// Loop threads; 0 = one per CPU.
+    unsigned threads = 0;
+    /// CPU time a group runs before need_resched() turns true.
+    std::chrono::microseconds slice{500};
+    /// Threads that wait for socket readiness; 0 = the loops wait themselves
+    /// (no thread hop; pollers/README.md, "Threads or loops").
+    unsigned fd_pollers = 0;
+    /// Open connections over all listeners; past it new ones are accepted
+    /// and closed at once. 0 = no limit but the descriptor limit.
+    std::size_t max_connections = 0;
+    /// trace, debug, info, warn, err, critical, off.
+    std::string log_level = "info";
+    /// Logs a line of statistics this often; 0 = never.
+    std::chrono::seconds stats_interval{0};
+    /// How long a graceful stop waits for connections to finish.
+    std::chrono::milliseconds grace{5000};
+    /// SIGINT and SIGTERM stop the runtime gracefully (else the application
+    /// subscribes what it wants).
+    bool handle_signals = true;
+    /// Thread names and logs.
+    std::string name = "quiesce";
+};
+
+struct RuntimeStats {
+    std::uint64_t connections_open = 0;
+    std::uint64_t connections_accepted = 0;
+    std::uint64_t connections_refused = 0;  ///< over max_connections
+    std::uint64_t accept_pauses = 0;        ///< EMFILE/ENFILE back-offs
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    sched::SchedulerStats scheduler{};
+};
+
+class Runtime {
+public:
+    /// Sets up logging and the process (descriptor limit, SIGPIPE, signals
+    /// blocked in this thread before any thread starts), starts the loops
+    /// and pollers. Throws std::system_error when a thread or descriptor
+    /// cannot be set up, std::invalid_argument on bad options.
+    explicit Runtime(RuntimeOptions options = {});
+    /// stop() and the shutdown run() would do, if run() did not.
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    /// Listens on `address` (see Address::parse); each accepted connection
+    /// gets a handler from `factory`. Throws std::invalid_argument for a bad
+    /// address, std::system_error when the socket cannot be bound (the
+    /// message names the address). Thread: any.
+    tcp::Listener& listen(std::string_view address, tcp::HandlerFactory factory,
+                          tcp::ListenerOptions options = {});
+
+    /// Blocks until stop() (or SIGINT/SIGTERM), then stops gracefully and
+    /// returns the exit code: 0, or 1 if the stop was forced.
+    int run();
+    /// Starts a graceful stop. Thread: any, loops included.
+    void stop() noexcept;
+    /// Forces the stop under way (what a second signal does).
+    void force_stop() noexcept;
+    [[nodiscard]] bool stopping() const noexcept;
+
+    [[nodiscard]] RuntimeStats stats() const;
+    [[nodiscard]] const RuntimeOptions& options() const noexcept { return options_; }
+    [[nodiscard]] sched::Scheduler& scheduler() noexcept { return *scheduler_; }
+    [[nodiscard]] pollers::FdPoller& fds() noexcept { return *fds_; }
+    [[nodiscard]] pollers::SignalPoller& signals() noexcept { return *signals_; }
+    /// The soft RLIMIT_NOFILE after start (raised to the hard limit).
+    [[nodiscard]] std::uint64_t descriptor_limit() const noexcept { return descriptor_limit_; }
+
+    /// Internal (Listener, Connection).
+    struct Internal;
+    Internal& internal() noexcept { return *internal_; }
+
+private:
+    void shutdown() noexcept;
+
+    RuntimeOptions options_;
+    std::uint64_t descriptor_limit_ = 0;
+    std::unique_ptr<pollers::SignalPoller> signals_;
+    std::unique_ptr<sched::Scheduler> scheduler_;
+    std::unique_ptr<pollers::FdPoller> fds_;
+    std::unique_ptr<Internal> internal_;
+};
+
+}  // namespace quiesce
