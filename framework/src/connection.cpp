@@ -20,6 +20,7 @@
 
 #include "log.hpp"
 #include "runtime_internal.hpp"
+#include "socket_io.hpp"
 #include "tcp_internal.hpp"
 
 namespace quiesce::tcp {
@@ -53,11 +54,6 @@ private:
     bool outer_;
 };
 
-bool quiet_error(int error) noexcept {
-    return error == ECONNRESET || error == EPIPE || error == ETIMEDOUT || error == EHOSTUNREACH ||
-           error == ENETUNREACH || error == ECONNABORTED;
-}
-
 }  // namespace
 
 Connection::Connection(Init&& init)
@@ -71,6 +67,7 @@ Connection::Connection(Init&& init)
       group_(std::move(init.group)) {}
 
 Connection::~Connection() {
+    watch_.cancel();             // before the number can be reused
     if (fd_ >= 0) ::close(fd_);  // never started (refused), or torn down by the runtime's stop
 }
 
@@ -108,6 +105,9 @@ void Connection::start(pollers::FdPoller& fds) {
 
 void Connection::on_ready(pollers::Ready ready) {
     if (state_ == State::kClosed) return;
+    // The watch holds no reference: a teardown below (a reset, an abort()
+    // from the handler) must not free the connection under this frame.
+    std::shared_ptr<Connection> self = shared_from_this();
     if ((ready & pollers::kWrite) != 0) write_blocked_ = false;
     if ((ready & pollers::kRead) != 0) read_pending_ = true;
     {
@@ -131,16 +131,9 @@ void Connection::read_input() {
             return;
         }
         first = false;
-        evbuffer_iovec vec[2];
-        int count = evbuffer_reserve_space(input_.raw(),
-                                           static_cast<ev_ssize_t>(options_.read_chunk), vec, 2);
-        if (count <= 0) throw std::bad_alloc();
-        iovec io[2];
-        for (int i = 0; i < count; ++i) io[i] = {vec[i].iov_base, vec[i].iov_len};
-        ssize_t n = ::readv(fd_, io, count);
+        ssize_t n = detail::read_into(input_, fd_, options_.read_chunk);
         if (n < 0) {
             int error = errno;
-            evbuffer_commit_space(input_.raw(), vec, 0);
             if (error == EINTR) continue;
             read_pending_ = false;
             if (error == EAGAIN || error == EWOULDBLOCK) return;
@@ -149,20 +142,11 @@ void Connection::read_input() {
             return;
         }
         if (n == 0) {
-            evbuffer_commit_space(input_.raw(), vec, 0);
             read_pending_ = false;
             read_eof_ = true;
             if (state_ == State::kOpen) handler_->on_eof(*this);
             return;  // after_dispatch() finishes a close that waited for this FIN
         }
-        // Commit what was read, spread over the reserved vectors in order.
-        std::size_t left = static_cast<std::size_t>(n);
-        for (int i = 0; i < count; ++i) {
-            std::size_t used = std::min(left, vec[i].iov_len);
-            vec[i].iov_len = used;
-            left -= used;
-        }
-        evbuffer_commit_space(input_.raw(), vec, count);
         bytes_in_ += static_cast<std::uint64_t>(n);
         runtime_.internal().bytes_in.add(static_cast<std::uint64_t>(n));
         last_activity_ns_ = now_ns();
@@ -185,7 +169,7 @@ void Connection::read_input() {
 
 void Connection::log_io_error(const char* operation, int error) const {
     // A peer that resets or goes away is ordinary: debug only.
-    auto level = quiet_error(error) ? spdlog::level::debug : spdlog::level::warn;
+    auto level = detail::peer_went_away(error) ? spdlog::level::debug : spdlog::level::warn;
     detail::logger().log(level, "connection {} ({}): {}: {}", id_, peer_.to_string(), operation,
                          std::generic_category().message(error));
 }
@@ -312,11 +296,27 @@ void Connection::pause_reading() {
 void Connection::resume_reading() {
     if (!user_paused_) return;
     user_paused_ = false;
+    // Input read before the pause (a second pipelined request) gets its
+    // on_data() call now: no new byte may come to trigger one.
+    if (!input_.empty() && state_ == State::kOpen) {
+        post([](Connection& conn) {
+            if (!conn.input_.empty() && conn.state_ == State::kOpen && !conn.user_paused_)
+                conn.handler_->on_data(conn, conn.input_);
+        });
+    }
     if (read_pending_ && reading_allowed()) continue_reading();
 }
 
 void Connection::touch() noexcept {
     last_activity_ns_ = now_ns();
+}
+
+void Connection::request_shutdown() {
+    post([](Connection& conn) { conn.handler_->on_shutdown(conn); });
+}
+
+void Connection::request_abort() {
+    post([](Connection& conn) { conn.abort(std::make_error_code(std::errc::timed_out)); });
 }
 
 bool Connection::post(std::function<void(Connection&)> fn) {

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <system_error>
 
+#include <quiesce/framework/stream.hpp>
 #include "log.hpp"
 #include "runtime_internal.hpp"
 #include "tcp_internal.hpp"
@@ -42,10 +43,11 @@ struct ConnectionSlot {
 }  // namespace
 
 Listener::Listener(Runtime& runtime, const Address& address, HandlerFactory factory,
-                   ListenerOptions options)
+                   StreamHandler serve, ListenerOptions options)
     : runtime_(runtime),
       address_(address),
       factory_(std::move(factory)),
+      serve_(std::move(serve)),
       options_(std::move(options)) {
     const std::string where = address.to_string();
     fd_ = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -75,8 +77,11 @@ Listener::Listener(Runtime& runtime, const Address& address, HandlerFactory fact
             if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length) == 0)
                 address_ = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&bound), length);
         }
+        // An exception escaping accept_batch() closes the group: the socket
+        // closes with it, rather than leaving clients in its backlog.
         group_ =
-            runtime_.scheduler().make_group({.name = options_.name + " " + address_.to_string()});
+            runtime_.scheduler().make_group({.name = options_.name + " " + address_.to_string(),
+                                             .on_close = [this] { close_on_group(); }});
     } catch (...) {
         ::close(fd_);
         fd_ = -1;
@@ -85,6 +90,7 @@ Listener::Listener(Runtime& runtime, const Address& address, HandlerFactory fact
 }
 
 Listener::~Listener() {
+    watch_.cancel();  // before the number can be reused
     if (fd_ >= 0) {
         ::close(fd_);
         if (address_.is_unix())
@@ -100,7 +106,6 @@ void Listener::start(pollers::FdPoller& fds) {
 void Listener::accept_batch() {
     accept_posted_ = false;
     if (closed_.load(std::memory_order_relaxed) || paused_) return;  // relaxed: our own write
-    Runtime::Internal& in = runtime_.internal();
     for (unsigned i = 0; i < options_.accept_batch; ++i) {
         sockaddr_storage peer{};
         socklen_t length = sizeof peer;
@@ -126,81 +131,131 @@ void Listener::accept_batch() {
             int one = 1;
             ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
-        const std::uint64_t id = in.next_id();
-        const unsigned loop = in.pick_loop();
-        auto slot = std::make_shared<ConnectionSlot>();
-        sched::Group group;
-        try {
-            group = runtime_.scheduler().make_group(
-                {.name = options_.name + " conn " + std::to_string(id),
-                 .loop = static_cast<int>(loop),
-                 .on_close = [slot] {
-                     std::shared_ptr<Connection> conn;
-                     {
-                         std::lock_guard lock(slot->mutex);
-                         conn = slot->conn.lock();
-                     }
-                     // Closed by an escaping exception or by the scheduler's
-                     // stop: the connection ends without its queued output.
-                     if (conn) conn->teardown(std::make_error_code(std::errc::connection_aborted));
-                 }});
-        } catch (const std::exception& e) {
-            ::close(fd);  // the scheduler is stopping
-            return;
+        if (serve_) {
+            open_stream(fd, from);
+        } else {
+            open_connection(fd, from);
         }
-        std::unique_ptr<Handler> handler;
-        try {
-            handler = factory_();
-        } catch (const std::exception& e) {
-            detail::logger().error("{}: the handler factory threw: {}", address_.to_string(),
-                                   e.what());
-        }
-        if (!handler) {
-            ::close(fd);
-            group.close();
-            continue;
-        }
-        auto conn = std::make_shared<Connection>(Connection::Init{
-            .id = id,
-            .fd = fd,
-            .runtime = runtime_,
-            .loop = loop,
-            .options = options_.connection,
-            .peer = from,
-            .handler = std::move(handler),
-            .group = group,
-        });
-        if (!in.admit(conn, loop)) {
-            // Over the limit: closed at once (the client sees EOF and may try
-            // elsewhere) rather than left in the backlog, where it would
-            // wait with no answer and keep the listener's readiness raised.
-            in.refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-            auto now = std::chrono::steady_clock::now();
-            if (now - last_warning_ >= kWarningEvery) {
-                detail::logger().warn(
-                    "{}: {} connections open (max_connections): refusing {} ({} more refused since "
-                    "the last warning)",
-                    address_.to_string(), in.open.load(std::memory_order_relaxed), from.to_string(),
-                    suppressed_warnings_);
-                last_warning_ = now;
-                suppressed_warnings_ = 0;
-            } else {
-                ++suppressed_warnings_;
-            }
-            group.close();
-            continue;  // conn's destructor closes the socket
-        }
-        {
-            std::lock_guard lock(slot->mutex);
-            slot->conn = conn;
-        }
-        conn->start(runtime_.fds());
     }
     // A full batch: more may wait; take them in a later turn, after others.
     if (!accept_posted_) {
         accept_posted_ = true;
         group_.post([this] { accept_batch(); });
     }
+}
+
+void Listener::refuse(const Address& peer) {
+    // Over the limit: closed at once (the client sees EOF and may try
+    // elsewhere) rather than left in the backlog, where it would wait with no
+    // answer and keep the listener's readiness raised.
+    Runtime::Internal& in = runtime_.internal();
+    in.refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_warning_ >= kWarningEvery) {
+        detail::logger().warn(
+            "{}: {} connections open (max_connections): refusing {} ({} more refused since the "
+            "last warning)",
+            address_.to_string(), in.open.load(std::memory_order_relaxed), peer.to_string(),
+            suppressed_warnings_);
+        last_warning_ = now;
+        suppressed_warnings_ = 0;
+    } else {
+        ++suppressed_warnings_;
+    }
+}
+
+void Listener::open_connection(int fd, const Address& peer) {
+    Runtime::Internal& in = runtime_.internal();
+    const std::uint64_t id = in.next_id();
+    const unsigned loop = in.pick_loop();
+    auto slot = std::make_shared<ConnectionSlot>();
+    sched::Group group;
+    try {
+        group = runtime_.scheduler().make_group(
+            {.name = options_.name + " conn " + std::to_string(id),
+             .loop = static_cast<int>(loop),
+             .on_close = [slot] {
+                 std::shared_ptr<Connection> conn;
+                 {
+                     std::lock_guard lock(slot->mutex);
+                     conn = slot->conn.lock();
+                 }
+                 // Closed by an escaping exception or by the scheduler's
+                 // stop: the connection ends without its queued output.
+                 if (conn) conn->teardown(std::make_error_code(std::errc::connection_aborted));
+             }});
+    } catch (const std::logic_error&) {
+        ::close(fd);  // the scheduler is stopping
+        return;
+    }
+    std::unique_ptr<Handler> handler;
+    try {
+        handler = factory_();
+    } catch (const std::exception& e) {
+        detail::logger().error("{}: the handler factory threw: {}", address_.to_string(), e.what());
+    } catch (...) {
+        detail::logger().error("{}: the handler factory threw", address_.to_string());
+    }
+    if (!handler) {
+        ::close(fd);
+        group.close();
+        return;
+    }
+    auto conn = std::make_shared<Connection>(Connection::Init{
+        .id = id,
+        .fd = fd,
+        .runtime = runtime_,
+        .loop = loop,
+        .options = options_.connection,
+        .peer = peer,
+        .handler = std::move(handler),
+        .group = group,
+    });
+    if (!in.admit(conn, loop)) {
+        refuse(peer);
+        group.close();
+        return;  // conn's destructor closes the socket
+    }
+    {
+        std::lock_guard lock(slot->mutex);
+        slot->conn = conn;
+    }
+    conn->start(runtime_.fds());
+}
+
+void Listener::open_stream(int fd, const Address& peer) {
+    Runtime::Internal& in = runtime_.internal();
+    const std::uint64_t id = in.next_id();
+    const unsigned loop = in.pick_loop();
+    auto stream = std::make_shared<Stream>(Stream::Init{
+        .id = id,
+        .fd = fd,
+        .runtime = runtime_,
+        .loop = loop,
+        .options = options_.connection,
+        .peer = peer,
+    });
+    if (!in.admit(stream, loop)) {
+        refuse(peer);
+        return;  // the stream's destructor closes the socket
+    }
+    sched::Group group;
+    try {
+        std::weak_ptr<Stream> weak = stream;
+        group = runtime_.scheduler().spawn([stream, serve = serve_] { stream->run(serve); },
+                                           {.name = options_.name + " conn " + std::to_string(id),
+                                            .loop = static_cast<int>(loop),
+                                            .on_close = [weak] {
+                                                if (auto self = weak.lock())
+                                                    self->closed_by_group();
+                                            }});
+    } catch (const std::exception& e) {
+        detail::logger().warn("{}: cannot start a fiber for {}: {}", address_.to_string(),
+                              peer.to_string(), e.what());
+        stream->closed_by_group();  // closes the socket, leaves the registry
+        return;
+    }
+    stream->attach(std::move(group));
 }
 
 void Listener::pause_accepting(int error) {
@@ -235,7 +290,9 @@ void Listener::close() {
 }
 
 void Listener::close_on_group() noexcept {
-    if (closed_.load(std::memory_order_relaxed)) return;  // relaxed: our own write
+    // [L1] acq_rel: the first caller closes (close() may call this from
+    // another thread once the group is closed); pairs with closed().
+    if (closed_.exchange(true, std::memory_order_acq_rel)) return;
     watch_.cancel();
     retry_timer_.cancel();
     if (fd_ >= 0) {
@@ -244,7 +301,6 @@ void Listener::close_on_group() noexcept {
         if (address_.is_unix())
             ::unlink(reinterpret_cast<const sockaddr_un*>(address_.sockaddr_ptr())->sun_path);
     }
-    closed_.store(true, std::memory_order_release);  // [L1] pairs with closed()
     group_.close();
     detail::logger().info("stopped listening on {}", address_.to_string());
     {

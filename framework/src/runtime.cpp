@@ -76,12 +76,12 @@ unsigned Runtime::Internal::pick_loop() noexcept {
     return best;
 }
 
-bool Runtime::Internal::admit(const std::shared_ptr<tcp::Connection>& conn, unsigned loop) {
+bool Runtime::Internal::admit(const std::shared_ptr<tcp::Session>& session, unsigned loop) {
     std::lock_guard lock(mutex);
     if (stop_requested) return false;
     std::size_t limit = runtime.options_.max_connections;
     if (limit != 0 && connections.size() >= limit) return false;
-    connections.emplace(conn->id(), conn);
+    connections.emplace(session->session_id(), session);
     per_loop[loop].fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint (pick_loop)
     open.fetch_add(1, std::memory_order_relaxed);            // relaxed: a statistic
     accepted.fetch_add(1, std::memory_order_relaxed);
@@ -89,7 +89,7 @@ bool Runtime::Internal::admit(const std::shared_ptr<tcp::Connection>& conn, unsi
 }
 
 void Runtime::Internal::release(std::uint64_t id, unsigned loop) noexcept {
-    std::shared_ptr<tcp::Connection> last;  // freed outside the lock
+    std::shared_ptr<tcp::Session> last;  // freed outside the lock
     {
         std::lock_guard lock(mutex);
         auto it = connections.find(id);
@@ -122,6 +122,7 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
     signals_->start();
     scheduler_ = std::make_unique<sched::Scheduler>(scheduler_options(options_));
     fds_ = std::make_unique<pollers::FdPoller>(*scheduler_, fd_options(options_));
+    internal_ = std::make_unique<Internal>(*this, scheduler_->loop_count());
     auto on_failure = [this](const pollers::Poller& poller, std::string_view why) {
         detail::logger().error("poller {} failed ({}): stopping", poller.name(), why);
         stop();
@@ -129,7 +130,6 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
     fds_->set_failure_handler(on_failure);
     signals_->set_failure_handler(on_failure);
     fds_->start();
-    internal_ = std::make_unique<Internal>(*this, scheduler_->loop_count());
     internal_->control = scheduler_->make_group({.name = options_.name + " control"});
 
     if (options_.handle_signals) {
@@ -174,16 +174,28 @@ Runtime::~Runtime() {
 tcp::Listener& Runtime::listen(std::string_view address, tcp::HandlerFactory factory,
                                tcp::ListenerOptions options) {
     if (!factory) throw std::invalid_argument("Runtime::listen: no handler factory");
+    return add_listener(address, std::move(factory), {}, std::move(options));
+}
+
+tcp::Listener& Runtime::listen_fibers(std::string_view address, tcp::StreamHandler serve,
+                                      tcp::ListenerOptions options) {
+    if (!serve) throw std::invalid_argument("Runtime::listen_fibers: no handler");
+    return add_listener(address, {}, std::move(serve), std::move(options));
+}
+
+tcp::Listener& Runtime::add_listener(std::string_view address, tcp::HandlerFactory factory,
+                                     tcp::StreamHandler serve, tcp::ListenerOptions options) {
     tcp::Address parsed = tcp::Address::parse(address);
-    auto listener =
-        std::make_unique<tcp::Listener>(*this, parsed, std::move(factory), std::move(options));
+    auto listener = std::make_unique<tcp::Listener>(*this, parsed, std::move(factory),
+                                                    std::move(serve), std::move(options));
     tcp::Listener& out = *listener;
+    // Watched before it is published: shutdown() may close it from then on.
+    out.start(*fds_);
     {
         std::lock_guard lock(internal_->mutex);
         if (internal_->stop_requested) throw std::logic_error("Runtime::listen() after stop()");
         internal_->listeners.push_back(std::move(listener));
     }
-    out.start(*fds_);
     detail::logger().info("listening on {}", out.address().to_string());
     return out;
 }
@@ -200,6 +212,7 @@ int Runtime::run() {
 }
 
 void Runtime::stop() noexcept {
+    if (!internal_) return;  // still being constructed
     {
         std::lock_guard lock(internal_->mutex);
         if (internal_->stop_requested) return;
@@ -209,6 +222,7 @@ void Runtime::stop() noexcept {
 }
 
 void Runtime::force_stop() noexcept {
+    if (!internal_) return;
     {
         std::lock_guard lock(internal_->mutex);
         internal_->stop_requested = true;
@@ -250,13 +264,14 @@ void Runtime::shutdown() noexcept {
         // Each closes on its own group (bounded: a group runs within a slice).
         std::unique_lock lock(in.mutex);
         in.changed.wait_for(lock, std::chrono::seconds(2), [&] {
+            if (in.forced) return true;
             for (tcp::Listener* listener : listeners)
                 if (!listener->closed()) return false;
             return true;
         });
     }
 
-    std::vector<std::shared_ptr<tcp::Connection>> open;
+    std::vector<std::shared_ptr<tcp::Session>> open;
     auto snapshot = [&] {
         std::lock_guard lock(in.mutex);
         open.clear();
@@ -264,7 +279,7 @@ void Runtime::shutdown() noexcept {
     };
     snapshot();
     if (!open.empty()) detail::logger().info("stopping: {} connections to finish", open.size());
-    for (auto& conn : open) conn->post([](tcp::Connection& c) { c.handler().on_shutdown(c); });
+    for (auto& session : open) session->request_shutdown();
     open.clear();
 
     bool forced = false;
@@ -278,9 +293,7 @@ void Runtime::shutdown() noexcept {
     if (!open.empty()) {
         detail::logger().warn("{} connections still open {}: aborting them", open.size(),
                               forced ? "(stop forced)" : "after the grace period");
-        for (auto& conn : open)
-            conn->post(
-                [](tcp::Connection& c) { c.abort(std::make_error_code(std::errc::timed_out)); });
+        for (auto& session : open) session->request_abort();
         open.clear();
         std::unique_lock lock(in.mutex);
         in.changed.wait_for(lock, std::chrono::seconds(1), [&] { return in.connections.empty(); });
@@ -292,9 +305,14 @@ void Runtime::shutdown() noexcept {
     // handlers; then every RCU callback runs.
     scheduler_->stop();
     {
-        std::lock_guard lock(in.mutex);
-        in.connections.clear();
-        in.listeners.clear();
+        // Destroyed outside the lock: handlers' destructors may call stats().
+        decltype(in.connections) connections;
+        decltype(in.listeners) listeners_owned;
+        {
+            std::lock_guard lock(in.mutex);
+            connections.swap(in.connections);
+            listeners_owned.swap(in.listeners);
+        }
     }
     fds_->stop();
     signals_->stop();

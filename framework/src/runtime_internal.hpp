@@ -24,7 +24,7 @@ struct Runtime::Internal {
     unsigned pick_loop() noexcept;
     /// Registers an accepted connection; false (nothing registered) when
     /// the runtime is stopping or `max_connections` are open.
-    bool admit(const std::shared_ptr<tcp::Connection>& conn, unsigned loop);
+    bool admit(const std::shared_ptr<tcp::Session>& session, unsigned loop);
     /// Drops a connection from the registry (its last call ran).
     void release(std::uint64_t id, unsigned loop) noexcept;
     std::uint64_t next_id() noexcept { return ids.fetch_add(1, std::memory_order_relaxed) + 1; }
@@ -32,10 +32,10 @@ struct Runtime::Internal {
     Runtime& runtime;
     std::mutex mutex;
     std::condition_variable changed;  // stop requested, a connection or listener went
-    std::unordered_map<std::uint64_t, std::shared_ptr<tcp::Connection>> connections;  // mutex
-    std::vector<std::unique_ptr<tcp::Listener>> listeners;                            // mutex
-    bool stop_requested = false;                                                      // mutex
-    bool forced = false;                                                              // mutex
+    std::unordered_map<std::uint64_t, std::shared_ptr<tcp::Session>> connections;  // mutex
+    std::vector<std::unique_ptr<tcp::Listener>> listeners;                         // mutex
+    bool stop_requested = false;                                                   // mutex
+    bool forced = false;                                                           // mutex
     bool shut_down = false;  // mutex: shutdown() ran
     bool ran = false;        // mutex: run() started
 

@@ -132,6 +132,27 @@ private:
     std::thread thread_;
 };
 
+/// Sends `payload` from one thread and reads the echo on this one until EOF
+/// (so a server that applies back-pressure never deadlocks the test).
+inline std::string echo_through(const tcp::Address& address, const std::string& payload) {
+    Client client(address);
+    std::thread sender([&] {
+        client.send(payload);
+        client.shutdown_write();
+    });
+    std::string echoed = client.receive_all();
+    sender.join();
+    return echoed;
+}
+
+/// A byte pattern that differs per seed and position.
+inline std::string pattern(std::size_t size, unsigned seed) {
+    std::string out(size, '\0');
+    for (std::size_t i = 0; i < size; ++i)
+        out[i] = static_cast<char>((i * 131 + seed * 7 + i / 4093) & 0xff);
+    return out;
+}
+
 inline void raise_descriptor_limit() {
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {

@@ -102,6 +102,11 @@ public:
     tcp::Listener& listen(std::string_view address, tcp::HandlerFactory factory,
                           tcp::ListenerOptions options = {});
 
+    /// The same for fiber-backed connections: each runs `serve(stream)` on
+    /// a fiber of its own (see stream.hpp).
+    tcp::Listener& listen_fibers(std::string_view address, tcp::StreamHandler serve,
+                                 tcp::ListenerOptions options = {});
+
     /// Blocks until stop() (or SIGINT/SIGTERM), then stops gracefully and
     /// returns the exit code: 0, or 1 if the stop was forced.
     int run();
@@ -125,6 +130,8 @@ public:
 
 private:
     void shutdown() noexcept;
+    tcp::Listener& add_listener(std::string_view address, tcp::HandlerFactory factory,
+                                tcp::StreamHandler serve, tcp::ListenerOptions options);
 
     RuntimeOptions options_;
     std::uint64_t descriptor_limit_ = 0;

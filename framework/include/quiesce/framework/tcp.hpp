@@ -113,7 +113,23 @@ struct ListenerOptions {
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>()>;
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Stream;
+/// Serves one fiber-backed connection in straight-line code (stream.hpp).
+using StreamHandler = std::function<void(Stream&)>;
+
+/// Internal: what the runtime keeps of an open connection, stackless or
+/// fiber-backed.
+class Session {
+public:
+    virtual ~Session() = default;
+    [[nodiscard]] virtual std::uint64_t session_id() const noexcept = 0;
+    /// The runtime is stopping gracefully. Thread: any.
+    virtual void request_shutdown() = 0;
+    /// The grace period is over: end now. Thread: any.
+    virtual void request_abort() = 0;
+};
+
+class Connection final : public Session, public std::enable_shared_from_this<Connection> {
 public:
     /// Queues `data` for sending (sent when the current handler call returns,
     /// or at once from a post()). Aborts the connection if more than
@@ -159,6 +175,9 @@ public:
     Connection& operator=(const Connection&) = delete;
     /// Internal: watches the socket and calls on_open() on its group.
     void start(pollers::FdPoller& fds);
+    [[nodiscard]] std::uint64_t session_id() const noexcept override { return id_; }
+    void request_shutdown() override;
+    void request_abort() override;
 
 private:
     friend class Listener;
@@ -220,7 +239,7 @@ public:
     [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
     /// Internal.
-    Listener(Runtime& runtime, const Address& address, HandlerFactory factory,
+    Listener(Runtime& runtime, const Address& address, HandlerFactory factory, StreamHandler serve,
              ListenerOptions options);
     ~Listener();
     Listener(const Listener&) = delete;
@@ -229,12 +248,16 @@ public:
 
 private:
     void accept_batch();
+    void open_connection(int fd, const Address& peer);
+    void open_stream(int fd, const Address& peer);
+    void refuse(const Address& peer);
     void pause_accepting(int error);
     void close_on_group() noexcept;
 
     Runtime& runtime_;
     Address address_;
-    HandlerFactory factory_;
+    HandlerFactory factory_;  // stackless connections, or
+    StreamHandler serve_;     // fiber-backed ones
     const ListenerOptions options_;
     int fd_ = -1;
     sched::Group group_;
@@ -245,7 +268,7 @@ private:
     std::uint64_t suppressed_warnings_ = 0;
     bool paused_ = false;
     bool accept_posted_ = false;
-    std::atomic<bool> closed_{false};  // [L1] release in close_on_group(), acquire in closed()
+    std::atomic<bool> closed_{false};  // [L1] claimed in close_on_group(), acquire in closed()
 };
 
 }  // namespace quiesce::tcp
