@@ -245,7 +245,16 @@ RuntimeStats Runtime::stats() const {
     out.accept_pauses = internal_->accept_pauses.load(std::memory_order_relaxed);
     out.bytes_in = internal_->bytes_in.value();
     out.bytes_out = internal_->bytes_out.value();
+    out.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - internal_->started)
+            .count();
     out.scheduler = scheduler_->stats();
+    out.rcu = rcu::Domain::default_domain().stats();
+    out.fds = fds_->stats();
+    out.signals = signals_->stats();
+    out.readiness = options_.fd_pollers == 0
+                        ? std::string("in the loops")
+                        : std::to_string(options_.fd_pollers) + " poller threads";
     return out;
 }
 

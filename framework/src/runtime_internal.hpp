@@ -41,6 +41,7 @@ struct Runtime::Internal {
 
     std::unique_ptr<std::atomic<std::int64_t>[]> per_loop;  // open connections placed there
     unsigned loops;
+    const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::atomic<std::uint64_t> ids{0};
     std::atomic<std::uint64_t> open{0};
     std::atomic<std::uint64_t> accepted{0};

@@ -41,6 +41,7 @@
 #include <quiesce/framework/tcp.hpp>
 #include <quiesce/pollers/fd_poller.hpp>
 #include <quiesce/pollers/signal_poller.hpp>
+#include <quiesce/rcu/domain.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
 namespace quiesce {
@@ -80,7 +81,13 @@ struct RuntimeStats {
     std::uint64_t accept_pauses = 0;        ///< EMFILE/ENFILE back-offs
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
+    double uptime_seconds = 0;
     sched::SchedulerStats scheduler{};
+    rcu::DomainStats rcu{};
+    pollers::FdPollerStats fds{};
+    pollers::SignalPollerStats signals{};
+    /// "in the loops" or "N poller threads".
+    std::string readiness{};
 };
 
 class Runtime {
