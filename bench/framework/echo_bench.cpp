@@ -2,7 +2,7 @@
 // libevent user writes (libevent_echo.cpp), both run as processes with the
 // same number of threads, driven by the same load generator in one run.
 //
-//     echo_bench [SECONDS per run = 3] [ROUNDS = 3] [SERVER THREADS = 1]
+//     echo_bench [SECONDS per run = 3] [ROUNDS = 3] [SERVER THREADS = 1] [SHAPE 0-3 = all]
 //
 // The servers' threads run on CPUs 0..T-1, the load generator on the last
 // CPU. Each connection keeps one message in flight: it sends SIZE bytes,
@@ -206,6 +206,7 @@ int main(int argc, char** argv) {
     double seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
     int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
     int threads = argc > 3 ? std::atoi(argv[3]) : 1;
+    int only = argc > 4 ? std::atoi(argv[4]) : -1;
     rlimit limit{};
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
@@ -238,7 +239,9 @@ int main(int argc, char** argv) {
         std::size_t size;
     };
     const Shape shapes[] = {{64, 64}, {1000, 64}, {64, 4096}, {1000, 4096}};
-    for (const Shape& shape : shapes) {
+    for (int index = 0; index < 4; ++index) {
+        if (only >= 0 && index != only) continue;
+        const Shape& shape = shapes[index];
         std::vector<double> ours_rate, ours_p50, ours_p99, anchor_rate, anchor_p50, anchor_p99;
         for (int round = 0; round < rounds; ++round) {
             Result a = ping_pong(ours.port(), shape.connections, shape.size, seconds);

@@ -83,7 +83,7 @@ void Connection::start(pollers::FdPoller& fds) {
         if (self->state_ == State::kClosed) return;
         Connection& c = *self;
         std::error_code error = poller->try_watch(
-            c.fd_, c.group_, pollers::kReadWrite,
+            c.fd_, c.group_, static_cast<pollers::Ready>(pollers::kReadWrite | pollers::kHangup),
             [conn = &c](pollers::Ready ready) { conn->on_ready(ready); },
             {.persistent = true, .edge_triggered = true}, c.watch_);
         if (error) {
@@ -110,6 +110,10 @@ void Connection::on_ready(pollers::Ready ready) {
     std::shared_ptr<Connection> self = shared_from_this();
     if ((ready & pollers::kWrite) != 0) write_blocked_ = false;
     if ((ready & pollers::kRead) != 0) read_pending_ = true;
+    if ((ready & pollers::kHangup) != 0) {
+        read_pending_ = true;
+        hangup_seen_ = true;  // read on to the EOF
+    }
     {
         Dispatch call(in_dispatch_);
         read_input();
@@ -150,8 +154,11 @@ void Connection::read_input() {
         bytes_in_ += static_cast<std::uint64_t>(n);
         runtime_.internal().bytes_in.add(static_cast<std::uint64_t>(n));
         last_activity_ns_ = now_ns();
-        // Read on until EAGAIN even after a short read: a FIN that came
-        // with the bytes raises no new edge.
+        // A short read took all the kernel had. A FIN that came with these
+        // bytes was reported as kHangup (then read on to the EOF); one that
+        // comes later raises a new edge. Saves a readv() that would return
+        // EAGAIN.
+        if (static_cast<std::size_t>(n) < options_.read_chunk && !hangup_seen_) read_pending_ = false;
         if (state_ != State::kOpen) {
             input_.clear();
             continue;

@@ -31,6 +31,7 @@ short libevent_flags(Ready what, const WatchOptions& options) noexcept {
     short flags = 0;
     if ((what & kRead) != 0) flags |= EV_READ;
     if ((what & kWrite) != 0) flags |= EV_WRITE;
+    if ((what & kHangup) != 0) flags |= EV_CLOSED;
     if (options.persistent && options.edge_triggered) flags |= EV_PERSIST | EV_ET;
     return flags;
 }
@@ -77,6 +78,7 @@ void WatchCore::on_ready(short libevent_what) noexcept {
     std::uint8_t bits = 0;
     if ((libevent_what & EV_READ) != 0) bits |= kRead;
     if ((libevent_what & EV_WRITE) != 0) bits |= kWrite;
+    if ((libevent_what & EV_CLOSED) != 0) bits |= kHangup;
     if ((libevent_what & EV_TIMEOUT) != 0) bits |= kTimeoutBit;
     // [FW1] release, pairs with the acquire exchange in run(): the bits are
     // seen by the run that the node's queueing below (or an earlier one) causes.

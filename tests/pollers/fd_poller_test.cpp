@@ -406,3 +406,29 @@ TEST_CASE("stop() joins promptly while the poller threads block", "[pollers][uni
     pair.send();
     REQUIRE(wait_until([&] { return runs.load() == 1; }));
 }
+
+TEST_CASE("kHangup reports the peer's FIN, with the bytes before it, only when asked", "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    const pollers::FdPlacement placement = placement_under_test();
+    pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
+    poller.start();
+    SocketPair asked, plain;
+    sched::Group group = scheduler.make_group({.name = "hangup"});
+    std::atomic<int> asked_bits{0}, plain_bits{0};
+    pollers::FdWatch with = poller.watch(
+        asked.fd[0], group, static_cast<pollers::Ready>(pollers::kRead | pollers::kHangup),
+        [&](pollers::Ready ready) { asked_bits.fetch_or(ready); }, {.edge_triggered = true});
+    pollers::FdWatch without = poller.watch(
+        plain.fd[0], group, pollers::kRead, [&](pollers::Ready ready) { plain_bits.fetch_or(ready); },
+        {.edge_triggered = true});
+    // Bytes and FIN before the poller looks: one edge that carries both.
+    asked.send(3);
+    ::shutdown(asked.fd[1], SHUT_WR);
+    plain.send(3);
+    ::shutdown(plain.fd[1], SHUT_WR);
+    REQUIRE(wait_until([&] { return (asked_bits.load() & pollers::kHangup) != 0; }));
+    CHECK((asked_bits.load() & pollers::kRead) != 0);
+    REQUIRE(wait_until([&] { return (plain_bits.load() & pollers::kRead) != 0; }));
+    std::this_thread::sleep_for(20ms);
+    CHECK((plain_bits.load() & pollers::kHangup) == 0);
+}

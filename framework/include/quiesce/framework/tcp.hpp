@@ -217,6 +217,7 @@ private:
     State state_ = State::kOpen;
     bool started_ = false;
     bool read_eof_ = false;
+    bool hangup_seen_ = false;  // the peer's FIN was reported: read to the EOF
     bool write_shut_ = false;
     bool want_write_shut_ = false;
     bool write_blocked_ = false;

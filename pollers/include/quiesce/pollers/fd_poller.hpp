@@ -70,6 +70,12 @@ enum Ready : std::uint8_t {
     kRead = 1,
     kWrite = 2,
     kReadWrite = 3,
+    /// The peer closed its sending side (FIN) or the connection (epoll's
+    /// EPOLLRDHUP, libevent's EV_CLOSED). Reported only to a watch that asks
+    /// for it (kRead | kHangup): an edge-triggered reader that sees a short
+    /// read without it knows the socket is drained and need not read on to
+    /// EAGAIN, because a later FIN raises a new edge that carries it.
+    kHangup = 4,
 };
 
 struct WatchOptions {
