@@ -158,7 +158,8 @@ void Connection::read_input() {
         // bytes was reported as kHangup (then read on to the EOF); one that
         // comes later raises a new edge. Saves a readv() that would return
         // EAGAIN.
-        if (static_cast<std::size_t>(n) < options_.read_chunk && !hangup_seen_) read_pending_ = false;
+        if (static_cast<std::size_t>(n) < options_.read_chunk && !hangup_seen_)
+            read_pending_ = false;
         if (state_ != State::kOpen) {
             input_.clear();
             continue;

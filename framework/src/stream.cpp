@@ -150,6 +150,10 @@ bool Stream::wait(pollers::Ready what) {
                 throw std::system_error(
                     std::make_error_code(std::errc::timed_out),
                     what == pollers::kRead ? "idle timeout" : "output did not drain");
+            case pollers::WaitResult::kInterrupted:
+                // post() queued output: send it (this is the fiber).
+                if (!output_.empty()) flush();
+                break;
             case pollers::WaitResult::kCancelled:
                 // A graceful stop: reads end; writes (and the close) go on
                 // with a new watch.
@@ -215,16 +219,58 @@ void Stream::check_output(std::size_t size) const {
                                 "output over max_output");
 }
 
+bool Stream::queue_from_event(std::size_t size) {
+    if (write_shut_) return false;
+    if (output_.size() + size <= options_.max_output) return true;
+    detail::logger().debug(
+        "connection {} ({}): more than {} bytes queued for a peer that does not read: aborting",
+        id_, peer_.to_string(), options_.max_output);
+    request_abort();
+    return false;
+}
+
 void Stream::write(std::string_view data) {
+    if (in_event_) {
+        if (queue_from_event(data.size())) output_.append(data);
+        return;
+    }
     check_output(data.size());
     output_.append(data);
     if (output_.size() > options_.high_water) flush();
 }
 
 void Stream::write(Buffer& data) {
+    if (in_event_) {
+        if (queue_from_event(data.size())) output_.append(data);
+        return;
+    }
     check_output(data.size());
     output_.append(data);
     if (output_.size() > options_.high_water) flush();
+}
+
+bool Stream::post(std::function<void(Stream&)> fn) {
+    sched::Group group;
+    {
+        std::lock_guard lock(control_mutex_);
+        if (released_) return false;
+        group = group_;
+    }
+    if (!group) return false;
+    return group.post([weak = weak_from_this(), fn = std::move(fn)] {
+        auto self = weak.lock();
+        if (!self || self->fd_ < 0) return;
+        self->in_event_ = true;
+        try {
+            fn(*self);
+        } catch (...) {
+            self->in_event_ = false;
+            throw;
+        }
+        self->in_event_ = false;
+        // The fiber sends it: its wait returns kInterrupted.
+        if (!self->output_.empty() && self->io_) self->io_->interrupt();
+    });
 }
 
 void Stream::flush() {
@@ -267,6 +313,7 @@ void Stream::close_gracefully() {
         auto quiet_for = std::min<std::chrono::nanoseconds>(left, options_.linger_quiet);
         pollers::WaitResult result = io_->wait_readable(quiet_for);
         if (result == pollers::WaitResult::kTimedOut) break;
+        if (result == pollers::WaitResult::kInterrupted) continue;
         if (result == pollers::WaitResult::kCancelled) {
             io_.reset();
             io_ = std::make_unique<pollers::FiberFd>(runtime_.fds(), fd_);

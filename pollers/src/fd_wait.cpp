@@ -55,6 +55,7 @@ struct FiberFd::State {
     std::uint8_t waiting = 0;  // what the fiber waits for now
     bool timed_out = false;
     std::atomic<bool> cancelled{false};
+    std::atomic<bool> interrupted{false};
 };
 
 FiberFd::FiberFd(FdPoller& poller, int fd) : fd_(fd), state_(std::make_shared<State>()) {
@@ -75,6 +76,12 @@ void FiberFd::cancel() noexcept {
     // relaxed: the wake-up below (a post to the group) orders it for the fiber.
     state_->cancelled.store(true, std::memory_order_relaxed);
     watch_.cancel();
+    (void)state_->waker.wake();
+}
+
+void FiberFd::interrupt() noexcept {
+    // [FI1] release, pairs with the acquire exchange in wait().
+    state_->interrupted.store(true, std::memory_order_release);
     (void)state_->waker.wake();
 }
 
@@ -108,6 +115,10 @@ WaitResult FiberFd::wait(Ready what, std::chrono::nanoseconds timeout) {
     for (;;) {
         // relaxed: see cancel().
         if (state.cancelled.load(std::memory_order_relaxed)) return WaitResult::kCancelled;
+        // [FI1] acquire: what interrupt()'s caller did is visible.
+        if (state.interrupted.load(std::memory_order_relaxed) &&
+            state.interrupted.exchange(false, std::memory_order_acquire))
+            return WaitResult::kInterrupted;
         if ((state.latched & what) != 0) {
             state.latched &= static_cast<std::uint8_t>(~what);
             return WaitResult::kReady;

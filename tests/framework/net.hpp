@@ -65,6 +65,27 @@ public:
         out.resize(got);
         return out;
     }
+    /// The next line without its "\n" (empty at EOF or on a timeout; see
+    /// eof()). Buffers what comes after it for the next call.
+    std::string receive_line() {
+        for (;;) {
+            auto end = pending_.find('\n');
+            if (end != std::string::npos) {
+                std::string line = pending_.substr(0, end);
+                pending_.erase(0, end + 1);
+                return line;
+            }
+            char chunk[4096];
+            ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                eof_ = true;
+                return {};
+            }
+            pending_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+    [[nodiscard]] bool eof() const noexcept { return eof_; }
     /// Reads until EOF (or an error, or the 20 s receive timeout).
     std::string receive_all() {
         std::string out;
@@ -100,6 +121,8 @@ public:
 
 private:
     int fd_ = -1;
+    std::string pending_;
+    bool eof_ = false;
 };
 
 /// A Runtime whose run() runs on a thread; stop()s and joins on destruction.

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,4 +134,42 @@ TEST_CASE("fiber and stackless listeners share a runtime and its limit", "[frame
     Client second(fibers.address());
     CHECK(second.closed_within(5000));
     CHECK(server.runtime.stats().connections_refused == 1);
+}
+
+TEST_CASE("post() hands a fiber connection output from other connections", "[framework][stream]") {
+    // A tiny relay: "to N text" sends "text" to the N-th connection.
+    std::mutex mutex;
+    std::vector<std::weak_ptr<tcp::Stream>> streams;
+    RunningRuntime server({});
+    tcp::Listener& listener = server.runtime.listen_fibers("127.0.0.1:0", [&](tcp::Stream& stream) {
+        std::size_t index = 0;
+        {
+            std::lock_guard lock(mutex);
+            index = streams.size();
+            streams.push_back(stream.shared_from_this());
+        }
+        stream.write("you are " + std::to_string(index) + "\n");
+        while (auto line = stream.read_until("\n", 1000)) {
+            std::size_t target = std::stoul(line->substr(3));
+            std::string text = line->substr(line->find(' ', 3) + 1) + "\n";
+            std::shared_ptr<tcp::Stream> to;
+            {
+                std::lock_guard lock(mutex);
+                to = streams.at(target).lock();
+            }
+            if (to) to->post([text](tcp::Stream& s) { s.write(text); });
+        }
+    });
+    server.start();
+    Client a(listener.address());
+    CHECK(a.receive_line() == "you are 0");
+    Client b(listener.address());
+    CHECK(b.receive_line() == "you are 1");
+    // b waits in a read; a's message must wake it to send.
+    for (int i = 0; i < 200; ++i) {
+        a.send("to 1 hello " + std::to_string(i) + "\n");
+        REQUIRE(b.receive_line() == "hello " + std::to_string(i));
+    }
+    b.send("to 0 back\n");
+    CHECK(a.receive_line() == "back");
 }

@@ -407,7 +407,8 @@ TEST_CASE("stop() joins promptly while the poller threads block", "[pollers][uni
     REQUIRE(wait_until([&] { return runs.load() == 1; }));
 }
 
-TEST_CASE("kHangup reports the peer's FIN, with the bytes before it, only when asked", "[pollers][unit]") {
+TEST_CASE("kHangup reports the peer's FIN, with the bytes before it, only when asked",
+          "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 1});
     const pollers::FdPlacement placement = placement_under_test();
     pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
@@ -419,8 +420,8 @@ TEST_CASE("kHangup reports the peer's FIN, with the bytes before it, only when a
         asked.fd[0], group, static_cast<pollers::Ready>(pollers::kRead | pollers::kHangup),
         [&](pollers::Ready ready) { asked_bits.fetch_or(ready); }, {.edge_triggered = true});
     pollers::FdWatch without = poller.watch(
-        plain.fd[0], group, pollers::kRead, [&](pollers::Ready ready) { plain_bits.fetch_or(ready); },
-        {.edge_triggered = true});
+        plain.fd[0], group, pollers::kRead,
+        [&](pollers::Ready ready) { plain_bits.fetch_or(ready); }, {.edge_triggered = true});
     // Bytes and FIN before the poller looks: one edge that carries both.
     asked.send(3);
     ::shutdown(asked.fd[1], SHUT_WR);

@@ -127,6 +127,42 @@ TEST_CASE("FiberFd waits time out and are cancelled from another thread", "[poll
     REQUIRE(wait_until([&] { return poller.stats().watches == 0; }));
 }
 
+TEST_CASE("FiberFd::interrupt() ends one wait, before or during it; the watch stays",
+          "[pollers][unit]") {
+    sched::Scheduler scheduler({.threads = 1});
+    const pollers::FdPlacement placement = placement_under_test();
+    pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
+    poller.start();
+    SocketPair pair;
+    std::atomic<pollers::FiberFd*> shared{nullptr};
+    std::atomic<int> during{-1}, before{-1}, after{-1};
+    std::atomic<bool> go{false}, finished{false};
+    scheduler.spawn([&] {
+        {
+            pollers::FiberFd io(poller, pair.fd[0]);
+            shared = &io;
+            during = static_cast<int>(io.wait_readable());  // interrupted while it waits
+            while (!go.load()) sched::this_fiber::yield();
+            before = static_cast<int>(io.wait_readable(1s));  // the interrupt came first
+            after = static_cast<int>(io.wait_readable(5s));   // the watch still works
+        }
+        finished = true;
+    });
+    REQUIRE(wait_until([&] { return shared.load() != nullptr; }));
+    std::this_thread::sleep_for(10ms);
+    shared.load()->interrupt();
+    REQUIRE(wait_until([&] { return during.load() >= 0; }));
+    shared.load()->interrupt();
+    go = true;
+    REQUIRE(wait_until([&] { return before.load() >= 0; }));
+    pair.send();
+    REQUIRE(wait_until([&] { return after.load() >= 0; }));
+    CHECK(during.load() == static_cast<int>(WaitResult::kInterrupted));
+    CHECK(before.load() == static_cast<int>(WaitResult::kInterrupted));
+    CHECK(after.load() == static_cast<int>(WaitResult::kReady));
+    REQUIRE(wait_until([&] { return finished.load(); }));  // its watch is gone before the poller
+}
+
 TEST_CASE("a fiber whose group closes while it waits unwinds and unwatches", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 1});
     const pollers::FdPlacement placement = placement_under_test();

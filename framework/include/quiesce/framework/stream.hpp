@@ -26,7 +26,8 @@
 // return EOF (stopping() turns true): a handler that loops on reads ends
 // there, and what it wrote is still sent.
 //
-// Threading: every member from the stream's fiber only.
+// Threading: every member from the stream's fiber only, except post() (any
+// thread) and write() inside a post()ed closure.
 #pragma once
 
 #include <quiesce/base/config.hpp>
@@ -69,6 +70,14 @@ public:
     /// Flushes, then sends FIN; reading goes on.
     void shutdown_write();
 
+    /// Runs `fn(stream)` as an event of the stream's group, between the
+    /// fiber's steps (for other connections handing this one output: a chat
+    /// message, a notification). What `fn` writes is queued, never waited
+    /// for, and the fiber sends it (its wait in progress returns to do so).
+    /// Past `max_output` queued (a peer that does not read) the connection
+    /// is aborted. Returns false once the connection is closed. Thread: any.
+    bool post(std::function<void(Stream&)> fn);
+
     /// True once the runtime asked for a graceful stop.
     [[nodiscard]] bool stopping() const noexcept;
     [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
@@ -107,6 +116,7 @@ private:
     void release() noexcept;
     void post_cancel(const sched::Group& group);
     void check_output(std::size_t size) const;
+    bool queue_from_event(std::size_t size);
 
     const std::uint64_t id_;
     int fd_;
@@ -120,6 +130,7 @@ private:
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     bool eof_ = false;
+    bool in_event_ = false;  // a post()ed closure runs (not the fiber)
     bool write_shut_ = false;
 
     mutable std::mutex control_mutex_;  // the runtime's requests against attach()

@@ -96,6 +96,7 @@ enum class WaitResult : std::uint8_t {
     kReady,      ///< the fd is ready
     kTimedOut,   ///< the deadline passed first
     kCancelled,  ///< the watch was cancelled (FiberFd::cancel(), or the poller stopped)
+    kInterrupted,  ///< FiberFd::interrupt(): the fiber has other work (the watch stays)
 };
 
 /// Where readiness is waited for (pollers/README.md, "Threads or loops").
@@ -213,6 +214,11 @@ public:
     WaitResult wait_writable(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1));
     /// Ends the watch; a fiber waiting gets kCancelled. Thread: any.
     void cancel() noexcept;
+    /// Makes the wait in progress, or else the next one, return
+    /// kInterrupted once (for work that other groups hand this fiber, such
+    /// as output to send); the watch stays. Thread: any. Memory ordering:
+    /// what the caller did before happens-before that wait returns.
+    void interrupt() noexcept;
     [[nodiscard]] int fd() const noexcept { return fd_; }
 
 private:
