@@ -200,6 +200,21 @@ tcp::Listener& Runtime::add_listener(std::string_view address, tcp::HandlerFacto
     return out;
 }
 
+udp::Socket& Runtime::bind_udp(std::string_view address, udp::Handler handler, udp::Options options) {
+    if (!handler) throw std::invalid_argument("Runtime::bind_udp: no handler");
+    auto socket = std::make_unique<udp::Socket>(*this, tcp::Address::parse(address), std::move(handler),
+                                                std::move(options));
+    udp::Socket& out = *socket;
+    out.start(*fds_);  // watched before it is published, as listen()
+    {
+        std::lock_guard lock(internal_->mutex);
+        if (internal_->stop_requested) throw std::logic_error("Runtime::bind_udp() after stop()");
+        internal_->datagram_sockets.push_back(std::move(socket));
+    }
+    detail::logger().info("udp bound to {}", out.address().to_string());
+    return out;
+}
+
 int Runtime::run() {
     {
         std::unique_lock lock(internal_->mutex);
@@ -266,6 +281,7 @@ void Runtime::shutdown() noexcept {
         if (in.shut_down) return;
         in.shut_down = true;
         for (auto& listener : in.listeners) listeners.push_back(listener.get());
+        for (auto& socket : in.datagram_sockets) socket->close();
     }
     auto started = std::chrono::steady_clock::now();
     for (tcp::Listener* listener : listeners) listener->close();
@@ -317,10 +333,12 @@ void Runtime::shutdown() noexcept {
         // Destroyed outside the lock: handlers' destructors may call stats().
         decltype(in.connections) connections;
         decltype(in.listeners) listeners_owned;
+        decltype(in.datagram_sockets) sockets_owned;
         {
             std::lock_guard lock(in.mutex);
             connections.swap(in.connections);
             listeners_owned.swap(in.listeners);
+            sockets_owned.swap(in.datagram_sockets);
         }
     }
     fds_->stop();

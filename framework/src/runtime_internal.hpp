@@ -34,6 +34,7 @@ struct Runtime::Internal {
     std::condition_variable changed;  // stop requested, a connection or listener went
     std::unordered_map<std::uint64_t, std::shared_ptr<tcp::Session>> connections;  // mutex
     std::vector<std::unique_ptr<tcp::Listener>> listeners;                         // mutex
+    std::vector<std::unique_ptr<udp::Socket>> datagram_sockets;                    // mutex
     bool stop_requested = false;                                                   // mutex
     bool forced = false;                                                           // mutex
     bool shut_down = false;  // mutex: shutdown() ran

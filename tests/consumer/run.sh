@@ -19,11 +19,11 @@ libdir=$work/stage$prefix
 # as a package's relocation would.
 install_prefix=$(meson introspect "$build" --buildoptions |
   python3 -c 'import json,sys; print({x["name"]:x["value"] for x in json.load(sys.stdin)}["prefix"])')
-sed -i "s|^prefix=.*|prefix=$work/stage$install_prefix|" "$libdir"/pkgconfig/quiesce-*.pc
+sed -i "s|^prefix=.*|prefix=$work/stage$install_prefix|" "$libdir"/pkgconfig/quiesce*.pc
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 cxx=${CXX:-c++}
 
-for pc in quiesce-rcu quiesce-scheduler quiesce-pollers; do
+for pc in quiesce-rcu quiesce-scheduler quiesce-pollers quiesce; do
   pkg-config --exists --print-errors "$pc"
   echo "$pc: cflags $(pkg-config --cflags "$pc")"
   echo "$pc: libs $(pkg-config --libs "$pc")"
@@ -39,7 +39,7 @@ build_one() {
   if [ "$link" = static ]; then
     # Our libraries as archives (-l:libX.a), their dependencies as pkg-config
     # --static lists them.
-    libs=$(pkg-config --static --libs "$pc" | sed -E 's/-l(quiesce_[a-z]+)/-l:lib\1.a/g')
+    libs=$(pkg-config --static --libs "$pc" | sed -E 's/-l(quiesce(_[a-z]+)?)( |$)/-l:lib\1.a\3/g')
   else
     libs=$(pkg-config --libs "$pc")
   fi
@@ -51,13 +51,17 @@ build_one() {
 
 for link in shared static; do
   for ndebug in "" "-DNDEBUG"; do
-    for name in rcu_consumer scheduler_consumer pollers_consumer; do
+    for name in rcu_consumer scheduler_consumer pollers_consumer framework_consumer; do
       pc=quiesce-${name%_consumer}
+      [ "$name" = framework_consumer ] && pc=quiesce
       exe=$(build_one "$name" "$pc" "$link" "$ndebug")
+      # ldd's output goes to a file first: `ldd | grep -q` under pipefail
+      # fails at random when grep exits early and ldd gets SIGPIPE.
+      LD_LIBRARY_PATH=$libdir ldd "$exe" >"$work/ldd.txt"
       if [ "$link" = shared ]; then
-        LD_LIBRARY_PATH=$libdir ldd "$exe" | grep -q "libquiesce_rcu.so.0 => $libdir" ||
-          { echo "$exe does not load the staged libquiesce_rcu.so.0"; ldd "$exe"; exit 1; }
-      elif ldd "$exe" | grep -q libquiesce; then
+        grep -q "libquiesce_rcu.so.0 => $libdir" "$work/ldd.txt" ||
+          { echo "$exe does not load the staged libquiesce_rcu.so.0"; cat "$work/ldd.txt"; exit 1; }
+      elif grep -q libquiesce "$work/ldd.txt"; then
         echo "$exe: static build still loads a quiesce .so"; exit 1
       fi
       LD_LIBRARY_PATH=$libdir "$exe" 2>"$work/stderr" | sed "s|^|$name $link ${ndebug:-debug}: |"

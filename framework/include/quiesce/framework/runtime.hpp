@@ -39,6 +39,7 @@
 #include <vector>
 
 #include <quiesce/framework/tcp.hpp>
+#include <quiesce/framework/udp.hpp>
 #include <quiesce/pollers/fd_poller.hpp>
 #include <quiesce/pollers/signal_poller.hpp>
 #include <quiesce/rcu/domain.hpp>
@@ -113,6 +114,10 @@ public:
     /// a fiber of its own (see stream.hpp).
     tcp::Listener& listen_fibers(std::string_view address, tcp::StreamHandler serve,
                                  tcp::ListenerOptions options = {});
+
+    /// Binds a datagram socket; `handler` runs for each datagram as an event
+    /// of the socket's group (see udp.hpp). Throws as listen(). Thread: any.
+    udp::Socket& bind_udp(std::string_view address, udp::Handler handler, udp::Options options = {});
 
     /// Blocks until stop() (or SIGINT/SIGTERM), then stops gracefully and
     /// returns the exit code: 0, or 1 if the stop was forced.
