@@ -20,6 +20,7 @@ CommandLine::CommandLine(std::string name, std::string description, RuntimeOptio
     : app_(std::move(description), std::move(name)), options_(std::move(defaults)) {
     slice_us_ = static_cast<unsigned>(options_.slice.count());
     grace_ms_ = static_cast<unsigned>(options_.grace.count());
+    stall_ms_ = static_cast<unsigned>(options_.stall.count());
     stats_seconds_ = static_cast<unsigned>(options_.stats_interval.count());
     app_.set_version_flag("--version", std::string(version()));
     app_.add_option("--listen", options_.listen,
@@ -41,6 +42,12 @@ CommandLine::CommandLine(std::string name, std::string description, RuntimeOptio
     app_.add_option("--slice-us", slice_us_,
                     "CPU time a group runs before it gives way, in microseconds")
         ->check(CLI::Range(0u, 1'000'000u))
+        ->capture_default_str();
+    app_.add_option("--stall-ms", stall_ms_,
+                    "report an event that runs this long (loop CPU time) without giving way, with "
+                    "a backtrace "
+                    "(0: never)")
+        ->check(CLI::Range(0u, 3'600'000u))
         ->capture_default_str();
     app_.add_option("--fd-pollers", options_.fd_pollers,
                     "threads that wait for socket readiness (0: the loops wait themselves)")
@@ -83,6 +90,7 @@ int CommandLine::try_parse(int argc, const char* const* argv, RuntimeOptions& ou
     }
     options_.slice = std::chrono::microseconds(slice_us_);
     options_.grace = std::chrono::milliseconds(grace_ms_);
+    options_.stall = std::chrono::milliseconds(stall_ms_);
     options_.stats_interval = std::chrono::seconds(stats_seconds_);
     out = options_;
     return -1;

@@ -107,6 +107,8 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
         throw std::invalid_argument("unknown log level '" + options_.log_level +
                                     "' (trace, debug, info, warn, err, critical, off)");
     if (options_.slice.count() < 0) throw std::invalid_argument("the slice must not be negative");
+    if (options_.stall.count() < 0)
+        throw std::invalid_argument("the stall threshold must not be negative");
     descriptor_limit_ = raise_descriptor_limit();
     pollers::SignalPoller::ignore_sigpipe();
     if (options_.handle_signals) {
@@ -131,6 +133,7 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
     signals_->set_failure_handler(on_failure);
     fds_->start();
     internal_->control = scheduler_->make_group({.name = options_.name + " control"});
+    internal_->stalls = std::make_unique<detail::StallDetector>(*scheduler_, options_.stall);
 
     if (options_.handle_signals) {
         auto on_signal = [this](const pollers::SignalInfo& info) {
@@ -147,6 +150,10 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
         };
         internal_->on_sigint = signals_->subscribe(SIGINT, internal_->control, on_signal);
         internal_->on_sigterm = signals_->subscribe(SIGTERM, internal_->control, on_signal);
+        internal_->on_sigusr2 =
+            signals_->subscribe(SIGUSR2, internal_->control, [this](const pollers::SignalInfo&) {
+                detail::logger().info("SIGUSR2: what the loops run now:\n{}", dump());
+            });
     }
     if (options_.stats_interval.count() > 0) {
         internal_->stats_timer = internal_->control.every(options_.stats_interval, [this] {
@@ -200,10 +207,11 @@ tcp::Listener& Runtime::add_listener(std::string_view address, tcp::HandlerFacto
     return out;
 }
 
-udp::Socket& Runtime::bind_udp(std::string_view address, udp::Handler handler, udp::Options options) {
+udp::Socket& Runtime::bind_udp(std::string_view address, udp::Handler handler,
+                               udp::Options options) {
     if (!handler) throw std::invalid_argument("Runtime::bind_udp: no handler");
-    auto socket = std::make_unique<udp::Socket>(*this, tcp::Address::parse(address), std::move(handler),
-                                                std::move(options));
+    auto socket = std::make_unique<udp::Socket>(*this, tcp::Address::parse(address),
+                                                std::move(handler), std::move(options));
     udp::Socket& out = *socket;
     out.start(*fds_);  // watched before it is published, as listen()
     {
@@ -260,6 +268,8 @@ RuntimeStats Runtime::stats() const {
     out.accept_pauses = internal_->accept_pauses.load(std::memory_order_relaxed);
     out.bytes_in = internal_->bytes_in.value();
     out.bytes_out = internal_->bytes_out.value();
+    out.stall_reports = internal_->stalls->reports();
+    out.last_stall = internal_->stalls->last();
     out.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - internal_->started)
             .count();
@@ -271,6 +281,10 @@ RuntimeStats Runtime::stats() const {
                         ? std::string("in the loops")
                         : std::to_string(options_.fd_pollers) + " poller threads";
     return out;
+}
+
+std::string Runtime::dump() const {
+    return internal_->stalls->dump();
 }
 
 void Runtime::shutdown() noexcept {
@@ -326,6 +340,8 @@ void Runtime::shutdown() noexcept {
     in.stats_timer.cancel();
     in.on_sigint.cancel();
     in.on_sigterm.cancel();
+    in.on_sigusr2.cancel();
+    in.stalls.reset();  // before the loops go: it reads their activity
     // Closes every group: connections still open tear down in their close
     // handlers; then every RCU callback runs.
     scheduler_->stop();

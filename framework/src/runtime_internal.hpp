@@ -15,6 +15,8 @@
 #include <quiesce/base/sharded_counter.hpp>
 #include <quiesce/framework/runtime.hpp>
 
+#include "stall_detector.hpp"
+
 namespace quiesce {
 
 struct Runtime::Internal {
@@ -52,6 +54,8 @@ struct Runtime::Internal {
     base::ShardedCounter bytes_out;
 
     sched::Group control;  // signal handlers, the stats timer
+    std::unique_ptr<detail::StallDetector> stalls;
+    pollers::SignalSubscription on_sigusr2;
     pollers::SignalSubscription on_sigint;
     pollers::SignalSubscription on_sigterm;
     sched::Timer stats_timer;

@@ -40,6 +40,7 @@ std::string to_json(const RuntimeStats& s) {
           {"refused", s.connections_refused},
           {"accept_pauses", s.accept_pauses}}},
         {"bytes", {{"in", s.bytes_in}, {"out", s.bytes_out}}},
+        {"stalls", {{"reported", s.stall_reports}, {"last", s.last_stall}}},
         {"rcu",
          {{"grace_periods", s.rcu.grace_periods},
           {"expedited", s.rcu.expedited},
@@ -132,6 +133,7 @@ std::string to_prometheus(const RuntimeStats& s) {
              "Connections closed at once over max_connections.", s.connections_refused);
     e.single("accept_pauses_total", "counter", "Accept back-offs after EMFILE/ENFILE.",
              s.accept_pauses);
+    e.single("loop_stalls_total", "counter", "Loop stalls reported.", s.stall_reports);
     e.single("received_bytes_total", "counter", "Bytes read from connections.", s.bytes_in);
     e.single("sent_bytes_total", "counter", "Bytes written to connections.", s.bytes_out);
     e.single("rcu_grace_periods_total", "counter", "RCU grace periods completed.",

@@ -107,6 +107,12 @@ void check_signal(int signal) {
             "signal",
             signal));
     }
+    if (signal == base::backtrace_signal()) {
+        throw std::invalid_argument(fmt::format(
+            "pollers::SignalPoller::subscribe: signal {} (SIGRTMAX-4) is the stall detector's "
+            "backtrace signal",
+            signal));
+    }
 }
 
 }  // namespace

@@ -220,6 +220,30 @@ SchedulerStats SchedulerImpl::stats() const {
     return out;
 }
 
+std::vector<LoopActivity> SchedulerImpl::activity() const {
+    std::vector<LoopActivity> out;
+    // Under the registry mutex a group read from running() cannot be
+    // destroyed: the loop clears it before dropping its reference, and the
+    // destructor unlinks under this mutex (as describe_stall()).
+    std::lock_guard lock(registry_->mutex);
+    for (const auto& loop : loops_) {
+        LoopActivity a;
+        a.loop = loop->index();
+        a.tid = loop->tid();
+        const LoopStats counters = loop->stats();
+        a.events = counters.events;
+        a.turns = counters.turns;
+        a.queued = loop->ready();
+        if (GroupCore* group = loop->running()) {
+            a.running = true;
+            a.group_id = group->id;
+            a.group_name = group->name;
+        }
+        out.push_back(std::move(a));
+    }
+    return out;
+}
+
 }  // namespace detail
 
 void Scheduler::set_loop_waiter(unsigned index, std::shared_ptr<LoopWaiter> waiter) {
@@ -254,6 +278,10 @@ const SchedulerOptions& Scheduler::options() const noexcept {
 }
 SchedulerStats Scheduler::stats() const {
     return impl_->stats();
+}
+
+std::vector<LoopActivity> Scheduler::activity() const {
+    return impl_->activity();
 }
 
 Scheduler* Scheduler::current() noexcept {

@@ -67,6 +67,7 @@ public:
     void release_fiber(std::unique_ptr<FiberContext> context) noexcept;
     void stop();
     [[nodiscard]] SchedulerStats stats() const;
+    [[nodiscard]] std::vector<LoopActivity> activity() const;
     /// The stall hook's text for the reader `info` names, or empty.
     [[nodiscard]] std::string describe_stall(const rcu::StallInfo& info) const;
 

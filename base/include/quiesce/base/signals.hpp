@@ -11,9 +11,10 @@
 //     }                                     // this thread: mask restored
 //
 // Left unblocked: the signals faults raise (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-// SIGTRAP, SIGSYS, SIGABRT), SIGPROF (profilers), and the scheduler's
-// wall-clock tick signal (kTickSignal), which a POSIX timer sends to a loop
-// thread itself.
+// SIGTRAP, SIGSYS, SIGABRT), SIGPROF (profilers), the scheduler's wall-clock
+// tick signal (kTickSignal), which a POSIX timer sends to a loop thread
+// itself, and the backtrace signal (SIGRTMAX-4), which the framework's stall
+// detector sends to a loop thread to record where it is stuck.
 //
 // Threading: acts on the calling thread's mask only.
 #pragma once
@@ -32,6 +33,12 @@ inline int tick_signal() noexcept {
     return SIGRTMAX - 3;
 }
 
+/// The signal the framework's stall detector sends to one loop thread
+/// (tgkill) to take its backtrace. Not for applications.
+inline int backtrace_signal() noexcept {
+    return SIGRTMAX - 4;
+}
+
 /// The asynchronous signals quiesce's threads block.
 inline sigset_t async_signals() noexcept {
     sigset_t set;
@@ -39,6 +46,7 @@ inline sigset_t async_signals() noexcept {
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT, SIGPROF})
         sigdelset(&set, sig);
     sigdelset(&set, tick_signal());
+    sigdelset(&set, backtrace_signal());
     return set;
 }
 

@@ -8,7 +8,7 @@
 //     quiesce::RuntimeOptions options = cli.parse(argc, argv);
 //
 // Shared flags: --listen HOST:PORT (repeatable), --threads N, --slice-us N,
-// --fd-pollers N, --max-connections N, --log-level L, --stats-interval S,
+// --stall-ms N, --fd-pollers N, --max-connections N, --log-level L, --stats-interval S,
 // --grace-ms N, --help, --version. parse() prints help or the version and
 // exits 0, and prints what is wrong and exits 2 on a bad value (an unknown
 // flag, a number out of range, an address that does not parse).
@@ -45,6 +45,7 @@ private:
     RuntimeOptions options_;
     unsigned slice_us_ = 0;
     unsigned grace_ms_ = 0;
+    unsigned stall_ms_ = 0;
     unsigned stats_seconds_ = 0;
 };
 

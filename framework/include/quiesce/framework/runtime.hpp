@@ -56,6 +56,10 @@ struct RuntimeOptions {
     unsigned threads = 0;
     /// CPU time a group runs before need_resched() turns true.
     std::chrono::microseconds slice{500};
+    /// An event that runs longer than this much of its loop's CPU time
+    /// without giving way is reported while it runs, with a backtrace of the
+    /// loop thread (framework/README.md, "Stall reports"); 0 = never.
+    std::chrono::milliseconds stall{25};
     /// Threads that wait for socket readiness; 0 = the loops wait themselves
     /// (no thread hop; pollers/README.md, "Threads or loops").
     unsigned fd_pollers = 0;
@@ -82,6 +86,8 @@ struct RuntimeStats {
     std::uint64_t accept_pauses = 0;        ///< EMFILE/ENFILE back-offs
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
+    std::uint64_t stall_reports = 0;  ///< loop stalls reported
+    std::string last_stall{};         ///< the last report's first line
     double uptime_seconds = 0;
     sched::SchedulerStats scheduler{};
     rcu::DomainStats rcu{};
@@ -117,7 +123,8 @@ public:
 
     /// Binds a datagram socket; `handler` runs for each datagram as an event
     /// of the socket's group (see udp.hpp). Throws as listen(). Thread: any.
-    udp::Socket& bind_udp(std::string_view address, udp::Handler handler, udp::Options options = {});
+    udp::Socket& bind_udp(std::string_view address, udp::Handler handler,
+                          udp::Options options = {});
 
     /// Blocks until stop() (or SIGINT/SIGTERM), then stops gracefully and
     /// returns the exit code: 0, or 1 if the stop was forced.
@@ -129,6 +136,8 @@ public:
     [[nodiscard]] bool stopping() const noexcept;
 
     [[nodiscard]] RuntimeStats stats() const;
+    /// What every loop runs now, one line per loop (also logged on SIGUSR2).
+    [[nodiscard]] std::string dump() const;
     [[nodiscard]] const RuntimeOptions& options() const noexcept { return options_; }
     [[nodiscard]] sched::Scheduler& scheduler() noexcept { return *scheduler_; }
     [[nodiscard]] pollers::FdPoller& fds() noexcept { return *fds_; }

@@ -107,6 +107,19 @@ struct FiberStackStats {
     const char* guard_mode = "auto";
 };
 
+/// What one loop runs right now (Scheduler::activity()): for live dumps and
+/// stall detectors that watch the loops from another thread.
+struct LoopActivity {
+    unsigned loop = 0;
+    int tid = 0;                 ///< the loop thread's kernel thread id
+    std::uint64_t events = 0;    ///< events finished so far: unchanged while one runs
+    std::uint64_t turns = 0;     ///< group turns finished so far
+    std::int64_t queued = 0;     ///< groups waiting for it (approximate)
+    bool running = false;        ///< a group's event runs now
+    std::uint64_t group_id = 0;  ///< the running group's id (0 when none)
+    std::string group_name{};    ///< and its name
+};
+
 struct SchedulerStats {
     std::vector<LoopStats> loops;
     std::uint64_t groups = 0;  ///< groups alive now
@@ -151,6 +164,9 @@ public:
     [[nodiscard]] unsigned loop_count() const noexcept;
     [[nodiscard]] const SchedulerOptions& options() const noexcept;
     [[nodiscard]] SchedulerStats stats() const;
+    /// A snapshot of what every loop runs now. Thread: any. Cost: a mutex
+    /// (the group registry's) and a string copy per running group.
+    [[nodiscard]] std::vector<LoopActivity> activity() const;
 
     /// The scheduler whose loop runs the calling thread, or null.
     [[nodiscard]] static Scheduler* current() noexcept;
