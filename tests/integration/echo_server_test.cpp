@@ -160,10 +160,20 @@ TEST_CASE("a second SIGTERM forces the stop: exit 1, said in the log", "[integra
     ServerProcess server(example_path("echo_server"),
                          {"--listen", "127.0.0.1:0", "--threads", "1", "--grace-ms", "60000"});
     int port = server.port();
-    // A client that never reads its replies nor closes keeps the graceful
-    // stop waiting (it lingers for our FIN).
+    // A client that sends and never reads: the echoes fill the socket
+    // buffers, the server's output waits, and the orderly close (which
+    // sends what is queued first) cannot finish before close_timeout (5 s).
     quiesce::test::Client client(quiesce::tcp::Address::parse("127.0.0.1:" + std::to_string(port)));
-    client.send("keep me");
+    const std::string chunk(64 * 1024, 'k');
+    int stuck = 0;
+    for (int i = 0; i < 4096 && stuck < 20; ++i) {
+        ssize_t n = ::send(client.fd(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0) {
+            ++stuck;  // the buffers are full: let the server catch up a little, then try again
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+    REQUIRE(stuck == 20);
     server.signal(SIGTERM);
     REQUIRE(server.wait_for_log("stopping gracefully"));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
