@@ -110,7 +110,7 @@ std::string StallDetector::last() const {
 }
 
 void StallDetector::run() {
-    // Threshold 0: no reports, but the dump still says how long turns run.
+    // Threshold 0: no reports, but the dump still says how long events run.
     const auto interval = threshold_.count() == 0
                               ? std::chrono::milliseconds(25)
                               : std::clamp(threshold_ / 4, std::chrono::milliseconds(1),
@@ -141,8 +141,9 @@ void StallDetector::look() {
                 watch.active = false;
                 continue;
             }
-            if (!watch.active || watch.group_id != loop.group_id || watch.turns != loop.turns) {
-                watch = {loop.group_id, loop.turns, cpu, now, threshold_ns, true};
+            if (!watch.active || watch.group_id != loop.group_id ||
+                watch.event_seq != loop.event_seq) {
+                watch = {loop.group_id, loop.event_seq, cpu, now, threshold_ns, true};
                 continue;
             }
             used = cpu - watch.cpu_at_start;
@@ -192,7 +193,8 @@ std::string StallDetector::dump() const {
         std::string since;
         if (loop.loop < watches_.size()) {
             const Watch& watch = watches_[loop.loop];
-            if (watch.active && watch.group_id == loop.group_id && watch.turns == loop.turns)
+            if (watch.active && watch.group_id == loop.group_id &&
+                watch.event_seq == loop.event_seq)
                 since = fmt::format(
                     " for at least {} ms",
                     std::chrono::duration_cast<std::chrono::milliseconds>(now - watch.seen)

@@ -7,9 +7,11 @@
 // same stall come at 2x, 4x, ... the threshold; at most kReportsPerMinute
 // reports a minute in all.
 //
-// The loops do nothing for it: an unchanged (group, turns) pair between two
-// looks means the same turn still runs, and the loop thread's CPU clock
-// (readable from any thread) says how long it has used the CPU since.
+// The loops do almost nothing for it (a relaxed store of a sequence number
+// per event): an unchanged (group, event number) pair between two looks
+// means the same event still runs, and the loop thread's CPU clock (readable
+// from any thread) says how long it has used the CPU since. A group that
+// keeps its loop busy with many short events is not a stall.
 //
 // Threading: the detector's own thread; reports(), last() and dump() from any
 // thread.
@@ -47,7 +49,7 @@ public:
 private:
     struct Watch {
         std::uint64_t group_id = 0;
-        std::uint64_t turns = 0;
+        std::uint64_t event_seq = 0;
         std::uint64_t cpu_at_start = 0;  // the loop thread's CPU clock when first seen
         std::chrono::steady_clock::time_point seen{};
         std::uint64_t next_report_ns = 0;

@@ -274,6 +274,8 @@ bool Loop::run_events(GroupCore* group) {
         EventNode* event = group->next_event();
         if (event == nullptr) break;
         Status status;
+        // relaxed: a sequence number for watchers (Scheduler::activity()).
+        event_seq_.store(event_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         try {
             status = event->op(event, Action::kRun);
         } catch (const std::exception& error) {

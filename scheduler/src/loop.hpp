@@ -81,6 +81,10 @@ public:
     /// The loop's last (wall, CPU) sample: at start, on each wake-up, and at
     /// least every 10 ms while it runs turns. For the stall hook.
     [[nodiscard]] CpuSample cpu_sample() const noexcept { return sampler_.read(); }
+    /// Events started so far (unchanged while one event runs). Thread: any.
+    [[nodiscard]] std::uint64_t event_seq() const noexcept {
+        return event_seq_.load(std::memory_order_relaxed);  // relaxed: a watcher's snapshot
+    }
     /// The group running now (stall hook; read under the registry mutex).
     [[nodiscard]] GroupCore* running() const noexcept {
         return current_.load(std::memory_order_acquire);  // [L1] pairs with the store in run_turn()
@@ -176,6 +180,7 @@ private:
     std::atomic<std::uint32_t> load_{0};
     std::atomic<GroupCore*> current_{nullptr};
     std::atomic<int> tid_{0};
+    std::atomic<std::uint64_t> event_seq_{0};  // written by the loop only
     CpuSampler sampler_;
     // A waiter handed over by set_waiter(): waiter_mutex_ guards it until the
     // loop adopts it; waiter_pending_ tells the loop (relaxed: a hint, the

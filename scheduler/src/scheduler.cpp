@@ -233,6 +233,7 @@ std::vector<LoopActivity> SchedulerImpl::activity() const {
         const LoopStats counters = loop->stats();
         a.events = counters.events;
         a.turns = counters.turns;
+        a.event_seq = loop->event_seq();
         a.queued = loop->ready();
         if (GroupCore* group = loop->running()) {
             a.running = true;

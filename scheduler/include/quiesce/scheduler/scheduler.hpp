@@ -111,13 +111,14 @@ struct FiberStackStats {
 /// stall detectors that watch the loops from another thread.
 struct LoopActivity {
     unsigned loop = 0;
-    int tid = 0;                 ///< the loop thread's kernel thread id
-    std::uint64_t events = 0;    ///< events finished so far: unchanged while one runs
-    std::uint64_t turns = 0;     ///< group turns finished so far
-    std::int64_t queued = 0;     ///< groups waiting for it (approximate)
-    bool running = false;        ///< a group's event runs now
-    std::uint64_t group_id = 0;  ///< the running group's id (0 when none)
-    std::string group_name{};    ///< and its name
+    int tid = 0;                  ///< the loop thread's kernel thread id
+    std::uint64_t events = 0;     ///< events finished so far: unchanged while one runs
+    std::uint64_t turns = 0;      ///< group turns finished so far
+    std::uint64_t event_seq = 0;  ///< events started so far: unchanged while one event runs
+    std::int64_t queued = 0;      ///< groups waiting for it (approximate)
+    bool running = false;         ///< a group's event runs now
+    std::uint64_t group_id = 0;   ///< the running group's id (0 when none)
+    std::string group_name{};     ///< and its name
 };
 
 struct SchedulerStats {
