@@ -1,0 +1,138 @@
+// rcu::HashMap and rcu::HashTable: single-threaded behaviour, resizes, the
+// walk, and that removed entries are freed only after a grace period.
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include <quiesce/rcu/hash_map.hpp>
+#include <quiesce/rcu/read_lock.hpp>
+
+using namespace quiesce;
+
+namespace {
+
+struct Counted {
+    static inline int live = 0;
+    int v;
+    explicit Counted(int x) : v(x) { ++live; }
+    Counted(const Counted& o) : v(o.v) { ++live; }
+    ~Counted() { --live; }
+};
+
+}  // namespace
+
+TEST_CASE("HashMap inserts, finds, replaces and erases", "[rcu][unit]") {
+    rcu::Domain domain({.name = "map"});
+    rcu::HashMap<std::string, int> map({}, domain);
+    rcu::ReadLock lock(domain);
+    CHECK(map.insert(std::string("a"), 1));
+    CHECK_FALSE(map.insert(std::string("a"), 2));  // present: unchanged
+    REQUIRE(map.find(std::string_view("a")) != nullptr);
+    CHECK(*map.find(std::string_view("a")) == 1);
+    CHECK(*map.find("a") == 1);  // const char*, no std::string built
+    CHECK(map.find(std::string_view("b")) == nullptr);
+    CHECK_FALSE(map.insert_or_assign(std::string("a"), 3));  // replaced
+    CHECK(*map.find("a") == 3);
+    CHECK(map.insert_or_assign(std::string("b"), 4));  // inserted
+    CHECK(map.size() == 2);
+    CHECK(map.update(std::string_view("b"), [](const int* cur) -> std::optional<int> {
+        return cur ? std::optional<int>(*cur + 10) : std::nullopt;
+    }));
+    CHECK(*map.find("b") == 14);
+    CHECK_FALSE(map.update(std::string_view("zz"), [](const int* cur) -> std::optional<int> {
+        return cur ? std::optional<int>(1) : std::nullopt;
+    }));
+    CHECK(map.erase(std::string_view("a")));
+    CHECK_FALSE(map.erase(std::string_view("a")));
+    CHECK(map.find("a") == nullptr);
+    CHECK(map.size() == 1);
+}
+
+TEST_CASE("HashMap frees a replaced value only after a grace period", "[rcu][unit]") {
+    rcu::Domain domain({.name = "map"});
+    {
+        rcu::HashMap<int, Counted> map({}, domain);
+        const Counted* seen = nullptr;
+        {
+            rcu::ReadLock lock(domain);
+            map.insert(1, 10);
+            seen = map.find(1);
+            map.insert_or_assign(1, 20);
+            CHECK(Counted::live == 2);  // the old one is still readable here
+            CHECK(seen->v == 10);
+        }
+        domain.barrier();
+        CHECK(Counted::live == 1);
+    }
+    CHECK(Counted::live == 0);  // the destructor frees what is left
+}
+
+TEST_CASE("HashMap grows and shrinks while every key stays found", "[rcu][unit]") {
+    rcu::Domain domain({.name = "map"});
+    rcu::HashMap<std::string, int> map({.stripes = 8, .initial_buckets = 8, .resize_budget = 2},
+                                       domain);
+    rcu::ReadLock lock(domain);
+    constexpr int kKeys = 5000;
+    for (int i = 0; i < kKeys; ++i) {
+        REQUIRE(map.insert(std::to_string(i), i));
+        // Every key inserted so far is found at every step of the resizes.
+        if (i % 97 == 0)
+            for (int j = 0; j <= i; ++j) REQUIRE(map.find(std::to_string(j)) != nullptr);
+    }
+    while (map.table().resize_step(0)) {
+    }
+    CHECK(map.stats().buckets >= kKeys);
+    CHECK(map.stats().resizes > 5);
+    const auto grown = map.stats().buckets;
+    for (int i = 0; i < kKeys - 10; ++i) REQUIRE(map.erase(std::to_string(i)));
+    while (map.table().resize_step(0)) {
+    }
+    CHECK(map.stats().buckets < grown / 16);
+    for (int i = kKeys - 10; i < kKeys; ++i) CHECK(*map.find(std::to_string(i)) == i);
+    CHECK(map.size() == 10);
+}
+
+TEST_CASE("HashMap visits every entry once without a resize, at least once with one",
+          "[rcu][unit]") {
+    rcu::Domain domain({.name = "map"});
+    rcu::HashMap<int, int> map({.stripes = 4, .initial_buckets = 4, .resize_budget = 0}, domain);
+    rcu::ReadLock lock(domain);
+    for (int i = 0; i < 100; ++i) map.insert(i, i);  // budget 0: no bucket moves yet
+    CHECK(map.stats().resizing);
+    std::multiset<int> seen;
+    map.for_each([&](const int& k, const int&) { seen.insert(k); });
+    CHECK(std::set<int>(seen.begin(), seen.end()).size() == 100);
+    map.table().resize_step(3);  // half way
+    seen.clear();
+    map.for_each([&](const int& k, const int&) { seen.insert(k); });
+    CHECK(std::set<int>(seen.begin(), seen.end()).size() == 100);
+    while (map.table().resize_step(0)) {
+    }
+    seen.clear();
+    map.for_each([&](const int& k, const int&) { seen.insert(k); });
+    CHECK(seen.size() == 100);
+    // An incremental walk of every bucket sees every entry.
+    std::set<int> walked;
+    auto& table = map.table();
+    std::size_t cursor = 0;
+    for (std::size_t i = 0; i < table.stats().buckets; i += 7)
+        cursor = table.walk(cursor, 7, [&](auto& e) { walked.insert(e.key); });
+    CHECK(walked.size() == 100);
+}
+
+TEST_CASE("HashMap clear() empties it; entries freed after a grace period", "[rcu][unit]") {
+    rcu::Domain domain({.name = "map"});
+    rcu::HashMap<int, Counted> map({}, domain);
+    {
+        rcu::ReadLock lock(domain);
+        for (int i = 0; i < 300; ++i) map.insert(i, i);
+        map.clear();
+        CHECK(map.empty());
+        CHECK(map.find(5) == nullptr);
+    }
+    domain.barrier();
+    CHECK(Counted::live == 0);
+}
