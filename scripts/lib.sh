@@ -7,12 +7,20 @@ QUIESCE_PACKAGES=(
   liburcu-dev liburing-dev libcli11-dev nlohmann-json3-dev
 )
 
-# Installs the missing packages (apt-get update, then install -y). Not root:
-# prints the exact command and returns 1.
+# What the tests and benchmarks drive as a user would: the programs kvcache
+# is compared with and the clients that talk to it. Installed by
+# scripts/test and scripts/bench only.
+QUIESCE_TEST_PACKAGES=(
+  memcached python3-pymemcache libmemcached-tools nutcracker
+)
+
+# Installs the missing packages (apt-get update, then install -y) of
+# QUIESCE_PACKAGES and of the extra names given. Not root: prints the exact
+# command and returns 1.
 ensure_packages() {
   local missing=()
   local pkg
-  for pkg in "${QUIESCE_PACKAGES[@]}"; do
+  for pkg in "${QUIESCE_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
       || missing+=("$pkg")
   done
@@ -25,6 +33,15 @@ ensure_packages() {
   echo "installing: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  # Debian starts memcached (127.0.0.1:11211, kvcache's default port) and
+  # nutcracker as services; the tests start their own, on ports they pick.
+  for pkg in memcached nutcracker; do
+    if [[ " ${missing[*]} " == *" $pkg "* ]] && command -v systemctl >/dev/null; then
+      systemctl disable --now "$pkg" >/dev/null 2>&1 \
+        && echo "stopped and disabled the $pkg service Debian started (tests run their own)"
+    fi
+  done
+  return 0
 }
 
 # configure_build DIR -Dopt=value...: sets up DIR with those options, or, if

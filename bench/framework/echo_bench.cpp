@@ -51,12 +51,8 @@ int main(int argc, char** argv) {
     int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
     int threads = argc > 3 ? std::atoi(argv[3]) : 1;
     int only = argc > 4 ? std::atoi(argv[4]) : -1;
-    rlimit limit{};
-    getrlimit(RLIMIT_NOFILE, &limit);
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-    std::string dir = argv[0];
-    dir = dir.substr(0, dir.rfind('/'));
+    raise_fd_limit();
+    const std::string dir = binary_dir(argv[0]);
     const std::string ours_binary = dir + "/../examples/echo_server/echo_server";
     const std::string anchor_binary = dir + "/libevent_echo";
     const int cpus = static_cast<int>(std::thread::hardware_concurrency());

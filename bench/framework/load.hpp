@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +26,29 @@
 #include <vector>
 
 namespace quiesce::bench {
+
+/// Raises the soft descriptor limit to the hard one (many connections).
+inline void raise_fd_limit() {
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+/// The directory the benchmark binary is in (argv[0]'s).
+inline std::string binary_dir(const char* argv0) {
+    std::string dir = argv0;
+    return dir.substr(0, dir.rfind('/'));
+}
+
+/// 127.0.0.1:port.
+inline sockaddr_in loopback(int port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
 
 inline std::uint64_t now_ns() {
     timespec ts{};
@@ -106,6 +130,24 @@ struct Result {
     double p99_us = 0;
 };
 
+/// Requests per second and latency quantiles of a run (`latencies` in ns;
+/// reordered).
+inline Result finish_run(std::vector<std::uint32_t>& latencies, std::uint64_t done,
+                         std::uint64_t elapsed_ns) {
+    Result result;
+    result.per_second = static_cast<double>(done) / (static_cast<double>(elapsed_ns) / 1e9);
+    if (latencies.empty()) return result;
+    auto at = [&](double q) {
+        auto index = static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1));
+        std::nth_element(latencies.begin(), latencies.begin() + static_cast<long>(index),
+                         latencies.end());
+        return latencies[index] / 1000.0;
+    };
+    result.p50_us = at(0.50);
+    result.p99_us = at(0.99);
+    return result;
+}
+
 /// `connections` clients with one `size`-byte message each in flight, for
 /// `seconds`, in this thread.
 inline Result ping_pong(int port, int connections, std::size_t size, double seconds) {
@@ -177,18 +219,7 @@ inline Result ping_pong(int port, int connections, std::size_t size, double seco
         }
         now = now_ns();
     }
-    Result result;
-    result.per_second = static_cast<double>(done) / (static_cast<double>(now - start) / 1e9);
-    if (!latencies.empty()) {
-        auto at = [&](double q) {
-            auto index = static_cast<std::size_t>(q * static_cast<double>(latencies.size() - 1));
-            std::nth_element(latencies.begin(), latencies.begin() + static_cast<long>(index),
-                             latencies.end());
-            return latencies[index] / 1000.0;
-        };
-        result.p50_us = at(0.50);
-        result.p99_us = at(0.99);
-    }
+    Result result = finish_run(latencies, done, now - start);
     for (auto& peer : peers) close(peer.fd);
     close(epoll);
     return result;

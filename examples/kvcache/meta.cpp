@@ -202,7 +202,7 @@ void Session::cmd_meta_get(std::size_t ntokens) {
                     break;
                 }
                 case 'c':
-                    p.append(" c").append(std::to_string(item->cas));
+                    p.append(" c").append(std::to_string(store_.cas_of(*item)));
                     break;
                 case 'f':
                     p.append(" f").append(std::to_string(item->flags));
@@ -499,7 +499,7 @@ void Session::cmd_meta_arithmetic(std::size_t ntokens) {
             const Token& t = tokens_[i];
             switch (t.value[0]) {
                 case 'c':
-                    p.append(" c").append(std::to_string(item->cas));
+                    p.append(" c").append(std::to_string(store_.cas_of(*item)));
                     break;
                 case 't': {
                     const RelTime exp = item->exptime.load(std::memory_order_relaxed);
@@ -563,7 +563,7 @@ void Session::cmd_meta_debug(std::size_t ntokens) {
     p.append(" exp=").append(exp == 0 ? "-1" : std::to_string(static_cast<int>(now - exp)));
     p.append(" la=").append(
         std::to_string(static_cast<RelTime>(now - item->time.load(std::memory_order_relaxed))));
-    p.append(" cas=").append(std::to_string(item->cas));
+    p.append(" cas=").append(std::to_string(store_.cas_of(*item)));
     p.append(" fetch=").append(item->has(Item::kFetched) ? "yes" : "no");
     p.append(" cls=1 size=").append(std::to_string(item->total())).append("\r\n");
     out_->append(p);

@@ -324,7 +324,7 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
                 header.assign("VALUE ").append(item->key()).append(" ");
                 header.append(std::to_string(item->flags)).append(" ");
                 header.append(std::to_string(item->nbytes));
-                if (return_cas) header.append(" ").append(std::to_string(item->cas));
+                if (return_cas) header.append(" ").append(std::to_string(store_.cas_of(*item)));
                 header.append("\r\n");
                 reply.append(header);
                 reply.append(item->value());

@@ -78,7 +78,7 @@ Store::Miss Store::why_dead(const Item& item, RelTime now) const noexcept {
     if (flush_at != 0 && flush_at <= now) {
         const std::uint64_t flush_cas = flush_cas_.load(std::memory_order_relaxed);  // [F2]
         if (item.time.load(std::memory_order_relaxed) <= flush_at ||
-            (flush_cas != 0 && item.cas != 0 && item.cas < flush_cas))
+            (flush_cas != 0 && item.cas < flush_cas))
             return Miss::kFlushed;
     }
     if (exptime != 0 && exptime <= now) return Miss::kExpired;
@@ -143,7 +143,8 @@ bool Store::too_large(std::size_t nkey, std::uint32_t flags, std::size_t nbytes)
 }
 
 std::uint64_t Store::next_cas() noexcept {
-    if (!options_.cas) return 0;
+    // Always counted, also with -C (then clients are told 0): the numbers
+    // order stores, which flush_all relies on.
     return cas_.fetch_add(1, std::memory_order_relaxed) + 1;  // relaxed: unique numbers only
 }
 
@@ -159,7 +160,7 @@ Item* Store::allocate(std::string_view key, std::uint32_t flags, RelTime exptime
     item->nkey = static_cast<std::uint8_t>(key.size());
     item->exptime.store(exptime, std::memory_order_relaxed);  // relaxed: not published yet
     item->time.store(current_time(), std::memory_order_relaxed);
-    std::memcpy(item->data(), key.data(), key.size());
+    if (!key.empty()) std::memcpy(item->data(), key.data(), key.size());
     return item;
 }
 
@@ -196,12 +197,18 @@ bool Store::reserve(std::size_t need) {
     if (need > options_.memory_limit) return false;
     std::lock_guard lock(evict_mutex_);
     const RelTime now = current_time();
-    // The CLOCK hand: an active item loses its bit and survives this pass;
-    // an inactive one is evicted. Two full sweeps at most.
-    const std::size_t limit = 2 * table_.stats().buckets + 64;
-    for (std::size_t visited = 0; !fits() && visited < limit; visited += 16) {
-        hand_ = table_.walk(hand_, 16, [&](Item& item) {
-            if (fits()) return;
+    // The CLOCK hand walks a window of buckets: dead items go, an active
+    // item loses its bit (it survives this pass), and of the inactive ones
+    // the older half goes, oldest first. CAS numbers order stores, so this
+    // keeps what was written last even under a stream of writes with no
+    // reads (the hand walks in hash order, not in time order). Two sweeps
+    // of the table at most.
+    constexpr std::size_t kWindow = 64;
+    const std::size_t limit = 2 * table_.stats().buckets + kWindow;
+    std::vector<Item*> candidates;
+    for (std::size_t visited = 0; !fits() && visited < limit; visited += kWindow) {
+        candidates.clear();
+        hand_ = table_.walk(hand_, kWindow, [&](Item& item) {
             const Miss dead = why_dead(item, now);
             if (dead != Miss::kNone) {
                 reclaimed_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
@@ -211,9 +218,14 @@ bool Store::reserve(std::size_t need) {
             } else if (item.has(Item::kActive)) {
                 clear_bits(item, Item::kActive);
             } else {
-                take_out(&item, true);
+                candidates.push_back(&item);
             }
         });
+        std::sort(candidates.begin(), candidates.end(),
+                  [](const Item* a, const Item* b) { return a->cas < b->cas; });
+        const std::size_t evict = std::max<std::size_t>(1, candidates.size() / 2);
+        for (std::size_t i = 0; i < candidates.size() && i < evict && !fits(); ++i)
+            take_out(candidates[i], true);
     }
     return fits();
 }
@@ -222,7 +234,7 @@ Item* Store::copy_with(const Item& base, std::string_view value) {
     Item* item = allocate(base.key(), base.flags, base.exptime.load(std::memory_order_relaxed),
                           value.size());
     if (item == nullptr) return nullptr;
-    std::memcpy(item->value_data(), value.data(), value.size());
+    if (!value.empty()) std::memcpy(item->value_data(), value.data(), value.size());
     item->bits.store(base.bits.load(std::memory_order_relaxed) & (Item::kActive | Item::kFetched),
                      std::memory_order_relaxed);  // relaxed: not published yet
     return item;
@@ -238,7 +250,7 @@ StoreResult Store::store(Item* item, Mode mode, std::uint64_t cas_in, Counters& 
         Item* combined = nullptr;
         if (mode == Mode::kAppend || mode == Mode::kPrepend) {
             base = table_.find(key);
-            if (base != nullptr && live(*base, now) && (cas_in == 0 || cas_in == base->cas)) {
+            if (base != nullptr && live(*base, now) && (cas_in == 0 || cas_in == cas_of(*base))) {
                 std::string joined;
                 joined.reserve(base->nbytes + item->nbytes);
                 if (mode == Mode::kAppend)
@@ -277,9 +289,9 @@ StoreResult Store::store(Item* item, Mode mode, std::uint64_t cas_in, Counters& 
             enum { kNone, kMatch, kStale, kBad } cas_res = kNone;
             if (cas_in == 0)
                 cas_res = kNone;
-            else if (cas_in == cur->cas)
+            else if (cas_in == cas_of(*cur))
                 cas_res = kMatch;
-            else if (set_stale && cas_in < cur->cas)
+            else if (set_stale && cas_in < cas_of(*cur))
                 cas_res = kStale;
             else
                 cas_res = kBad;
@@ -338,7 +350,7 @@ StoreResult Store::store(Item* item, Mode mode, std::uint64_t cas_in, Counters& 
         }
         if (linked_item != nullptr) {
             linked(*linked_item);
-            if (cas_out) *cas_out = linked_item->cas;
+            if (cas_out) *cas_out = cas_of(*linked_item);
         }
         if (linked_item != item) discard(item);
         if (linked_item != combined) discard(combined);
@@ -352,7 +364,7 @@ Store::DeleteResult Store::remove(std::string_view key, std::uint64_t cas_in, bo
         const RelTime now = current_time();
         Item* seen = table_.find(key);
         if (seen == nullptr || !live(*seen, now)) return DeleteResult::kNotFound;
-        if (cas_in != 0 && seen->cas != cas_in) return DeleteResult::kExists;
+        if (cas_in != 0 && cas_of(*seen) != cas_in) return DeleteResult::kExists;
         Item* fresh = nullptr;
         if (stale) {
             // A stale copy: new CAS, the win token free again, maybe a new TTL.
@@ -393,7 +405,7 @@ DeltaResult Store::delta(std::string_view key, bool incr, std::uint64_t by, std:
         Item* seen = table_.find(key);
         if (seen == nullptr || !live(*seen, now)) return DeltaResult::kNotFound;
         if (seen->nbytes == 0) return DeltaResult::kNonNumeric;
-        if (cas_in != 0 && seen->cas != cas_in) return DeltaResult::kCasMismatch;
+        if (cas_in != 0 && cas_of(*seen) != cas_in) return DeltaResult::kCasMismatch;
         std::uint64_t value = 0;
         if (!parse_u64(seen->value(), value)) return DeltaResult::kNonNumeric;
         if (incr)
@@ -427,7 +439,7 @@ DeltaResult Store::delta(std::string_view key, bool incr, std::uint64_t by, std:
 const Item* Store::vivify(std::string_view key, std::string_view value, RelTime exptime) {
     Item* item = allocate(key, 0, exptime, value.size());
     if (item == nullptr) return nullptr;
-    std::memcpy(item->value_data(), value.data(), value.size());
+    if (!value.empty()) std::memcpy(item->value_data(), value.data(), value.size());
     const RelTime now = current_time();
     bool inserted = false;
     Item* removed = table_.exchange(key, [&](Item* cur) -> Item* {

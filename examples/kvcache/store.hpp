@@ -190,6 +190,10 @@ public:
     }
     [[nodiscard]] std::size_t size() const noexcept { return table_.size(); }
     [[nodiscard]] std::uint64_t next_cas() noexcept;
+    /// The CAS value clients see: the item's, or 0 when CAS is off (-C).
+    [[nodiscard]] std::uint64_t cas_of(const Item& item) const noexcept {
+        return options_.cas ? item.cas : 0;
+    }
     /// Calls fn(const Item&) for every live item (stats cachedump, tests).
     template <typename Fn>
     void for_each(Fn&& fn) const {

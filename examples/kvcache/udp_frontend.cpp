@@ -57,7 +57,8 @@ void serve_udp(quiesce::Runtime& runtime, Server& server, const std::string& lis
                          for (const auto& datagram : frame_udp_reply(id, reply))
                              socket.send_to(d.peer, datagram);
                      },
-                     {.name = "kvcache udp"});
+                     // memcached reads a request datagram into 64 KiB.
+                     {.max_datagram = 65536, .name = "kvcache udp"});
 }
 
 }  // namespace kvcache

@@ -154,7 +154,10 @@ public:
     std::mutex queue_mutex_;
     std::condition_variable queue_cv_;
     bool stopping_ = false;  // queue_mutex_
-    std::thread worker_;     // queue_mutex_ (start)
+    /// barrier() calls under way: the worker then drives grace periods
+    /// without the callback_batch wait.
+    std::atomic<int> barrier_waiting_{0};
+    std::thread worker_;  // queue_mutex_ (start)
 
     std::mutex barrier_mutex_;  // one barrier() at a time
     std::mutex stall_mutex_;
@@ -170,6 +173,7 @@ public:
 private:
     // grace_period.cpp
     void drive_until(std::uint64_t cookie, bool expedited);
+    bool batch_hurry() noexcept;
     void drive_one(bool expedited);
     void wait_preemptible(bool expedited);
     void wait_for_phase(std::uint64_t phase, bool expedited);

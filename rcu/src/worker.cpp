@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <system_error>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -72,6 +73,13 @@ void DomainImpl::wake_worker() noexcept {
     }
 }
 
+bool DomainImpl::batch_hurry() noexcept {
+    // relaxed: a hint; missing a barrier that just began costs it one delay.
+    if (barrier_waiting_.load(std::memory_order_relaxed) > 0) return true;
+    std::lock_guard lock(queue_mutex_);
+    return stopping_;
+}
+
 void DomainImpl::worker_main() {
     std::string thread_name = "rcu-cb:" + options_.name;
     thread_name.resize(std::min<std::size_t>(thread_name.size(), 15));
@@ -84,7 +92,17 @@ void DomainImpl::worker_main() {
         local.advance(completed_seq());
         // Newly arrived callbacks get a cookie; wanted covers every segment.
         wanted = std::max(wanted, local.accelerate(local.next_empty() ? 0 : snapshot().value()));
-        if (wanted > completed_seq()) drive_until(wanted, false);
+        if (wanted > completed_seq()) {
+            // Let the callbacks queued over the next moment share this grace
+            // period (DomainOptions::callback_batch), unless a barrier() or
+            // the domain's end waits for it.
+            if (options_.callback_batch.count() > 0 && !batch_hurry()) {
+                std::this_thread::sleep_for(options_.callback_batch);
+                // acquire: pairs with the CAS in request_gp().
+                wanted = std::max(wanted, gp_requested_.load(std::memory_order_acquire));
+            }
+            drive_until(wanted, false);
+        }
         local.advance(completed_seq());
         while (Head* head = local.pop_done()) {
             // Counted before the call: a barrier() that returns has seen it.
@@ -111,6 +129,11 @@ void DomainImpl::barrier() {
     check_not_forked();
     check_may_wait("barrier()");
     std::lock_guard serial(barrier_mutex_);
+    barrier_waiting_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint (batch_hurry)
+    struct Done {
+        std::atomic<int>& count;
+        ~Done() { count.fetch_sub(1, std::memory_order_relaxed); }
+    } done{barrier_waiting_};
     BarrierContext context;
     std::vector<BarrierHead> heads;
     {

@@ -83,6 +83,13 @@ struct DomainOptions {
     std::chrono::milliseconds stall_timeout{2000};
     /// False forces ReadMode::kFences even where membarrier works (tests).
     bool use_membarrier = true;
+    /// The callback thread waits this long before driving a grace period
+    /// that only callbacks asked for, so that the callbacks queued meanwhile
+    /// share it (as the kernel's RCU waits a jiffy or so). Without it a
+    /// steady trickle of call()/retire() drives grace periods back to back:
+    /// a context switch on every loop for each. synchronize() and barrier()
+    /// callers do not wait for it. Zero: no wait.
+    std::chrono::microseconds callback_batch{2000};
 };
 
 /// What a stall warning knows about one reader that holds a grace period up.

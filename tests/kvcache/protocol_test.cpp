@@ -1,0 +1,232 @@
+// The text and meta protocol of kvcache, command by command, with the
+// replies memcached 1.6 gives (the differential test checks the same
+// against a running memcached; these run without one).
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+
+using kvcache::Session;
+using kvcache::test::Harness;
+
+TEST_CASE("storage commands and their replies", "[kvcache][unit]") {
+    Harness h;
+    CHECK(h.send("set a 5 0 3\r\nabc\r\n") == "STORED\r\n");
+    CHECK(h.send("get a\r\n") == "VALUE a 5 3\r\nabc\r\nEND\r\n");
+    CHECK(h.send("add a 0 0 1\r\nx\r\n") == "NOT_STORED\r\n");
+    CHECK(h.send("add b 0 0 1\r\nx\r\n") == "STORED\r\n");
+    CHECK(h.send("replace c 0 0 1\r\nx\r\n") == "NOT_STORED\r\n");
+    CHECK(h.send("append a 0 0 2\r\nde\r\nprepend a 0 0 1\r\nZ\r\n") == "STORED\r\nSTORED\r\n");
+    CHECK(h.send("get a\r\n") == "VALUE a 5 6\r\nZabcde\r\nEND\r\n");  // old flags kept
+    CHECK(h.send("gets b\r\n") == "VALUE b 0 1 2\r\nx\r\nEND\r\n");
+    CHECK(h.send("cas b 0 0 1 2\r\ny\r\n") == "STORED\r\n");
+    CHECK(h.send("cas b 0 0 1 2\r\nz\r\n") == "EXISTS\r\n");
+    CHECK(h.send("cas nob 0 0 1 2\r\nz\r\n") == "NOT_FOUND\r\n");
+    CHECK(h.send("get a b nob\r\n") == "VALUE a 5 6\r\nZabcde\r\nVALUE b 0 1\r\ny\r\nEND\r\n");
+    CHECK(h.send("set n 0 0 1 noreply\r\n1\r\n") == "");
+    CHECK(h.send("delete b\r\ndelete b\r\n") == "DELETED\r\nNOT_FOUND\r\n");
+}
+
+TEST_CASE("a command split across reads waits for the rest", "[kvcache][unit]") {
+    Harness h;
+    CHECK(h.send("se") == "");
+    CHECK(h.send("t k 0 0 5\r\nab") == "");
+    CHECK(h.send("cde") == "");
+    CHECK(h.send("\r") == "");
+    CHECK(h.send("\nget k\r\n") == "STORED\r\nVALUE k 0 5\r\nabcde\r\nEND\r\n");
+}
+
+TEST_CASE("incr and decr as memcached does them", "[kvcache][unit]") {
+    Harness h;
+    h.send("set n 0 0 2\r\n10\r\n");
+    CHECK(h.send("incr n 5\r\n") == "15\r\n");
+    CHECK(h.send("decr n 6\r\n") == "9\r\n");
+    CHECK(h.send("get n\r\n") == "VALUE n 0 2\r\n9 \r\nEND\r\n");  // padded, as memcached
+    CHECK(h.send("decr n 100\r\n") == "0\r\n");
+    CHECK(h.send("incr n 18446744073709551615\r\nincr n 1\r\n") == "18446744073709551615\r\n0\r\n");
+    CHECK(h.send("incr none 1\r\n") == "NOT_FOUND\r\n");
+    CHECK(h.send("incr n x\r\n") == "CLIENT_ERROR invalid numeric delta argument\r\n");
+    h.send("set s 0 0 1\r\nx\r\n");
+    CHECK(h.send("incr s 1\r\n") ==
+          "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+}
+
+TEST_CASE("bad input gets memcached's errors and the connection goes on", "[kvcache][unit]") {
+    Harness h;
+    CHECK(h.send("bogus\r\n") == "ERROR\r\n");
+    CHECK(h.send("\r\n") == "ERROR\r\n");
+    CHECK(h.send("set a 0 0\r\n") == "ERROR\r\n");
+    CHECK(h.send("set a x 0 1\r\n") == "CLIENT_ERROR bad command line format\r\n");
+    CHECK(h.send("set a 0 0 -1\r\n") == "CLIENT_ERROR bad command line format\r\n");
+    const std::string long_key(251, 'k');
+    CHECK(h.send("get " + long_key + "\r\n") == "CLIENT_ERROR bad command line format\r\n");
+    CHECK(h.send("set a 0 0 3\r\nabcd\r\n") == "CLIENT_ERROR bad data chunk\r\nERROR\r\n");
+    CHECK(h.send("delete a 5\r\n") ==
+          "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n");
+    CHECK(h.send("touch a x\r\n") == "CLIENT_ERROR invalid exptime argument\r\n");
+    CHECK(h.send("shutdown\r\n") == "ERROR: shutdown not enabled\r\n");
+    CHECK(h.status == Session::Status::kOpen);
+}
+
+TEST_CASE("too large: the data is swallowed and the old value removed", "[kvcache][unit]") {
+    Harness h({.memory_limit = 8u << 20, .item_max = 1024});
+    h.send("set a 0 0 1\r\nx\r\n");
+    const std::string big(2000, 'v');
+    CHECK(h.send("set a 0 0 2000\r\n" + big + "\r\nget a\r\n") ==
+          "SERVER_ERROR object too large for cache\r\nEND\r\n");
+    // Swallowing works across reads too.
+    CHECK(h.send("set a 0 0 2000\r\n" + big.substr(0, 500)) ==
+          "SERVER_ERROR object too large for cache\r\n");
+    CHECK(h.send(big.substr(500) + "\r\nget a\r\n") == "END\r\n");
+}
+
+TEST_CASE("lines that close the connection", "[kvcache][unit]") {
+    SECTION("an HTTP request") {
+        Harness h;
+        CHECK(h.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n") == "");
+        CHECK(h.status == Session::Status::kClose);
+    }
+    SECTION("over 2048 bytes without a newline, not a get") {
+        Harness h;
+        CHECK(h.send(std::string(3000, 'x')) == "");
+        CHECK(h.status == Session::Status::kClose);
+    }
+    SECTION("a long get line is waited for") {
+        Harness h;
+        std::string line = "get";
+        for (int i = 0; i < 500; ++i) line += " k" + std::to_string(i);
+        CHECK(h.send(line) == "");
+        CHECK(h.status == Session::Status::kOpen);
+        CHECK(h.send("\r\n") == "END\r\n");
+    }
+    SECTION("quit") {
+        Harness h;
+        CHECK(h.send("set a 0 0 1\r\nx\r\nquit\r\nget a\r\n") == "STORED\r\n");
+        CHECK(h.status == Session::Status::kClose);
+    }
+}
+
+TEST_CASE("expiry follows memcached's time rules", "[kvcache][unit]") {
+    Harness h;
+    h.send("set rel 0 10 1\r\nx\r\nset abs 0 " + std::to_string(h.now + 20) +
+           " 1\r\ny\r\nset past 0 -1 1\r\nz\r\nset never 0 0 1\r\nw\r\n");
+    CHECK(h.send("get past\r\n") == "END\r\n");
+    CHECK(h.send("get rel abs never\r\n") ==
+          "VALUE rel 0 1\r\nx\r\nVALUE abs 0 1\r\ny\r\nVALUE never 0 1\r\nw\r\nEND\r\n");
+    h.now += 10;
+    CHECK(h.send("get rel abs\r\n") == "VALUE abs 0 1\r\ny\r\nEND\r\n");
+    h.now += 10;
+    CHECK(h.send("get abs never\r\n") == "VALUE never 0 1\r\nw\r\nEND\r\n");
+    CHECK(h.store.totals().get_expired == 3);  // past, rel, abs
+    // touch and gat move the expiry.
+    h.send("set t 0 5 1\r\nx\r\n");
+    CHECK(h.send("touch t 100\r\n") == "TOUCHED\r\n");
+    h.now += 50;
+    CHECK(h.send("gat 10 t\r\n") == "VALUE t 0 1\r\nx\r\nEND\r\n");
+    h.now += 11;
+    CHECK(h.send("get t\r\n") == "END\r\n");
+}
+
+TEST_CASE("expired items are reclaimed by the crawler without a read", "[kvcache][unit]") {
+    Harness h;
+    for (int i = 0; i < 100; ++i) h.send("set k" + std::to_string(i) + " 0 5 1\r\nx\r\n");
+    h.send("set keep 0 0 1\r\nx\r\n");
+    CHECK(h.store.size() == 101);
+    h.now += 6;
+    {
+        quiesce::rcu::ReadLock lock;
+        for (int i = 0; i < 10 && h.store.size() > 1; ++i) h.store.crawl(1 << 16);
+    }
+    CHECK(h.store.size() == 1);
+    CHECK(h.store.totals().expired_unfetched == 100);
+    CHECK(h.send("get keep\r\n") == "VALUE keep 0 1\r\nx\r\nEND\r\n");
+}
+
+TEST_CASE("flush_all, now and delayed", "[kvcache][unit]") {
+    Harness h;
+    h.send("set a 0 0 1\r\nx\r\n");
+    CHECK(h.send("flush_all\r\nget a\r\n") == "OK\r\nEND\r\n");
+    CHECK(h.send("set a 0 0 1\r\ny\r\nget a\r\n") == "STORED\r\nVALUE a 0 1\r\ny\r\nEND\r\n");
+    CHECK(h.send("flush_all 10\r\nget a\r\n") == "OK\r\nVALUE a 0 1\r\ny\r\nEND\r\n");
+    h.now += 10;
+    CHECK(h.send("get a\r\n") == "END\r\n");
+    h.now += 1;
+    CHECK(h.send("set b 0 0 1\r\nz\r\nget b\r\n") == "STORED\r\nVALUE b 0 1\r\nz\r\nEND\r\n");
+}
+
+TEST_CASE("the memory limit evicts, inactive items first", "[kvcache][unit]") {
+    Harness h({.memory_limit = 256 * 1024, .item_max = 8 * 1024});
+    const std::string value(1000, 'v');
+    h.send("set hot 0 0 1000\r\n" + value + "\r\n");
+    for (int i = 0; i < 2000; ++i) {
+        REQUIRE(h.send("set k" + std::to_string(i) + " 0 0 1000\r\n" + value + "\r\n") ==
+                "STORED\r\n");
+        REQUIRE(h.send("get hot\r\n").starts_with("VALUE hot"));  // read: kept by CLOCK
+        REQUIRE(h.store.bytes() <= 256 * 1024);
+    }
+    const auto totals = h.store.totals();
+    CHECK(totals.evictions > 1500);
+    CHECK(totals.curr_items < 260);
+    CHECK(h.send("get k1999\r\n").starts_with("VALUE k1999"));
+}
+
+TEST_CASE("a pipelined burst stops at the output budget and resumes", "[kvcache][unit]") {
+    Harness h;
+    h.send("set v 0 0 1000\r\n" + std::string(1000, 'v') + "\r\n");
+    std::string burst;
+    for (int i = 0; i < 1000; ++i) burst += "get v\r\n";
+    std::string out = h.send(burst, 64 * 1024);
+    CHECK(h.session->stopped_early());
+    CHECK(out.size() < 70 * 1024);
+    std::size_t replies = 0;
+    for (int rounds = 0; rounds < 100; ++rounds) {
+        for (std::size_t at = out.find("END\r\n"); at != std::string::npos;
+             at = out.find("END\r\n", at + 1))
+            ++replies;
+        if (!h.session->stopped_early()) break;
+        out = h.send("", 64 * 1024);
+    }
+    CHECK(replies == 1000);
+}
+
+TEST_CASE("meta commands", "[kvcache][unit]") {
+    Harness h;
+    CHECK(h.send("ms a 2 T100 F5 c k O1\r\nhi\r\n") == "HD c1 ka O1\r\n");
+    CHECK(h.send("mg a v f t c s k\r\n") == "VA 2 f5 t100 c1 s2 ka\r\nhi\r\n");
+    CHECK(h.send("mg a\r\n") == "HD\r\n");
+    CHECK(h.send("mg none v\r\nmg none v q\r\nmn\r\n") == "EN\r\nMN\r\n");
+    CHECK(h.send("ms a 1 MA\r\n!\r\nmg a v\r\n") == "HD\r\nVA 3\r\nhi!\r\n");
+    CHECK(h.send("ms a 1 C99\r\nx\r\n") == "EX\r\n");
+    CHECK(h.send("ms a 1 q\r\nx\r\nmn\r\n") == "MN\r\n");
+    CHECK(h.send("md a q\r\nmd a\r\n") == "NF\r\n");
+    CHECK(h.send("ma n N0 J5 v\r\nma n D3 v\r\nma n MD v\r\n") ==
+          "VA 1\r\n5\r\nVA 1\r\n8\r\nVA 1\r\n7\r\n");
+    CHECK(h.send("mg z N30 v c\r\nmg z v c\r\n") == "VA 0 c7 W\r\n\r\nVA 0 c7 Z\r\n\r\n");
+    CHECK(h.send("mg a v v\r\n") == "CLIENT_ERROR duplicate flag\r\n");
+    CHECK(h.send("mg a !\r\n") == "CLIENT_ERROR invalid flag\r\n");
+    CHECK(h.send("ms a 1 MX\r\nx\r\nmn\r\n") ==
+          "CLIENT_ERROR invalid mode for ms M token\r\nMN\r\n");
+    // Binary keys, base64 on the wire.
+    CHECK(h.send("ms AAE= 1 b k\r\nx\r\nmg AAE= b v k\r\n") ==
+          "HD kAAE= b\r\nVA 1 kAAE= b\r\nx\r\n");
+}
+
+TEST_CASE("stats report what memcached users read", "[kvcache][unit]") {
+    Harness h;
+    h.send("set a 0 0 1\r\nx\r\nget a\r\nget b\r\n");
+    const std::string stats = h.send("stats\r\n");
+    for (const char* name :
+         {"pid",          "uptime",        "time",           "version",     "curr_items",
+          "total_items",  "bytes",         "limit_maxbytes", "evictions",   "expired_unfetched",
+          "get_hits",     "get_misses",    "get_expired",    "cmd_get",     "cmd_set",
+          "delete_hits",  "delete_misses", "incr_hits",      "incr_misses", "decr_hits",
+          "decr_misses",  "cas_hits",      "cas_misses",     "cas_badval",  "touch_hits",
+          "touch_misses", "threads"})
+        CHECK(stats.find(std::string("STAT ") + name + " ") != std::string::npos);
+    CHECK(stats.find("STAT get_hits 1\r\n") != std::string::npos);
+    CHECK(stats.find("STAT get_misses 1\r\n") != std::string::npos);
+    CHECK(stats.ends_with("END\r\n"));
+    CHECK(h.send("stats settings\r\n").find("STAT item_size_max 1048576\r\n") != std::string::npos);
+    CHECK(h.send("stats items\r\n").find("STAT items:1:number 1\r\n") != std::string::npos);
+    CHECK(h.send("stats reset\r\nstats\r\n").find("STAT get_hits 0\r\n") != std::string::npos);
+    CHECK(h.send("stats nosuch\r\n") == "ERROR\r\n");
+}
