@@ -12,6 +12,7 @@ QUIESCE_PACKAGES=(
 # scripts/test and scripts/bench only.
 QUIESCE_TEST_PACKAGES=(
   memcached python3-pymemcache libmemcached-tools nutcracker
+  clang-14 libclang-rt-14-dev
 )
 
 # Installs the missing packages (apt-get update, then install -y) of
