@@ -112,6 +112,8 @@ void load(int port, long first, long last, std::size_t size) {
 }
 
 /// One shape: `connections` clients, one request each in flight.
+int g_set_percent = 10;
+
 Result run_mix(int port, int connections, std::size_t size, double seconds) {
     int epoll = epoll_create1(EPOLL_CLOEXEC);
     struct Peer {
@@ -133,7 +135,7 @@ Result run_mix(int port, int connections, std::size_t size, double seconds) {
     const std::string value(size, 'w');
     auto issue = [&](Peer& peer) {
         const std::string key = key_name(static_cast<long>(rng() % kKeys));
-        peer.is_get = rng() % 10 != 0;
+        peer.is_get = static_cast<int>(rng() % 100) >= g_set_percent;
         const std::string request =
             peer.is_get ? "get " + key + "\r\n"
                         : "set " + key + " 0 0 " + std::to_string(size) + "\r\n" + value + "\r\n";
@@ -224,6 +226,8 @@ int main(int argc, char** argv) {
     const int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
     const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
     const long items = argc > 4 ? std::atol(argv[4]) : 1'000'000;
+    g_set_percent = argc > 5 ? std::atoi(argv[5]) : 10;
+    const int only = argc > 6 ? std::atoi(argv[6]) : -1;
     raise_fd_limit();
     const std::string dir = binary_dir(argv[0]);
     const std::string ours_binary = dir + "/../examples/kvcache/kvcache";
@@ -246,7 +250,9 @@ int main(int argc, char** argv) {
     const Shape shapes[] = {{50, 100}, {500, 100}, {50, 4096}, {500, 4096}};
     std::printf("%-22s %12s %12s %7s %9s %9s %9s %9s %7s\n", "shape", "ours req/s", "mc req/s",
                 "ratio", "ours p50", "mc p50", "ours p99", "mc p99", "p99 x");
-    for (const Shape& shape : shapes) {
+    for (int index = 0; index < 4; ++index) {
+        if (only >= 0 && index != only) continue;
+        const Shape& shape = shapes[index];
         Server ours(ours_binary, {"-p", "0", "-t", t, "-m", "1024", "-c", "4096"}, threads);
         Memcached anchor(threads, "1024");
         load(ours.port(), 0, kKeys, shape.size);

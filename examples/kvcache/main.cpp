@@ -39,7 +39,7 @@ public:
         // gets without reading is held back by TCP, not by our memory.
         const std::size_t queued = conn.output_size();
         const std::size_t budget = queued >= high_water_ ? 0 : high_water_ - queued;
-        quiesce::Buffer out;
+        quiesce::Buffer& out = out_;  // empty again after write(): kept, not reallocated
         const auto status = session_.process(in, out, budget);
         conn.write(out);
         if (status == kvcache::Session::Status::kClose) return conn.close();
@@ -64,6 +64,7 @@ private:
     }
 
     kvcache::Session session_;
+    quiesce::Buffer out_;
     const std::size_t high_water_;
     bool paused_ = false;
 };

@@ -298,8 +298,9 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
         ++k;
         exptime = store_.realtime(exptime_int);
     }
-    quiesce::Buffer reply;  // dropped whole if a key turns out too long
-    std::string header;
+    quiesce::Buffer& reply = reply_;  // dropped whole if a key turns out too long
+    reply.clear();
+    std::string& header = header_;
     bool fail_length = false;
     for (;;) {
         for (; tokens_[k].length != 0; ++k) {

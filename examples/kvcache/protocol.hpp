@@ -149,6 +149,8 @@ private:
     std::string line_;           // the command line being processed (NULs between tokens)
     std::vector<Token> tokens_;  // memcached's MAX_TOKENS
     quiesce::Buffer* out_ = nullptr;
+    quiesce::Buffer reply_;  // a get's reply, built whole (kept: no allocation per get)
+    std::string header_;
 };
 
 /// memcached's tokenize_command(): splits at single spaces, at most
