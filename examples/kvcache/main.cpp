@@ -21,53 +21,13 @@
 #include <quiesce/framework/command_line.hpp>
 #include <quiesce/framework/runtime.hpp>
 
+#include "connection.hpp"
 #include "protocol.hpp"
 #include "udp_frontend.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-/// One connection: a protocol session, answers written per batch of input.
-class Connection final : public quiesce::tcp::Handler {
-public:
-    Connection(kvcache::Server& server, std::size_t high_water)
-        : session_(server), high_water_(high_water) {}
-
-    void on_data(quiesce::tcp::Connection& conn, quiesce::Buffer& in) override {
-        // Stop parsing once this much output waits: a client that pipelines
-        // gets without reading is held back by TCP, not by our memory.
-        const std::size_t queued = conn.output_size();
-        const std::size_t budget = queued >= high_water_ ? 0 : high_water_ - queued;
-        quiesce::Buffer& out = out_;  // empty again after write(): kept, not reallocated
-        const auto status = session_.process(in, out, budget);
-        conn.write(out);
-        if (status == kvcache::Session::Status::kClose) return conn.close();
-        if (session_.stopped_early()) {
-            paused_ = true;
-            conn.pause_reading();
-            // Under the high-water mark already? Go on after this write;
-            // else on_drain() does once the peer has read.
-            conn.post([this](quiesce::tcp::Connection& c) {
-                if (paused_ && c.output_size() <= high_water_) resume(c);
-            });
-        }
-    }
-    void on_drain(quiesce::tcp::Connection& conn) override {
-        if (paused_) resume(conn);
-    }
-
-private:
-    void resume(quiesce::tcp::Connection& conn) {
-        paused_ = false;
-        conn.resume_reading();  // calls on_data() for the input left
-    }
-
-    kvcache::Session session_;
-    quiesce::Buffer out_;
-    const std::size_t high_water_;
-    bool paused_ = false;
-};
 
 /// memcached's -I: bytes, or with a k or m suffix.
 std::size_t parse_size(const std::string& text) {
@@ -234,17 +194,9 @@ int main(int argc, char** argv) {
         w.add("quiesce_stall_reports", s.stall_reports);
     };
 
-    quiesce::tcp::ListenerOptions listener{.name = "kvcache"};
-    listener.connection.max_input = item_max + 64 * 1024;
-    listener.connection.high_water = 1024 * 1024;
-    listener.connection.low_water = 256 * 1024;
-    const std::size_t high_water = listener.connection.high_water;
     try {
         for (const auto& address : options.listen) {
-            auto& l = runtime->listen(
-                address,
-                [&server, high_water] { return std::make_unique<Connection>(server, high_water); },
-                listener);
+            auto& l = kvcache::listen(*runtime, server, address);
             if (!address.starts_with("unix:")) server.port = l.address().port();
         }
         if (udp_port != 0) kvcache::serve_udp(*runtime, server, listen, udp_port);
@@ -253,10 +205,9 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    // Expired and flushed items are reclaimed as the crawler walks by, a
-    // slice of the table every 100 ms, not only when a read meets them.
-    auto crawler = runtime->scheduler().make_group({.name = "kvcache crawler"});
-    auto crawl_timer = crawler.every(100ms, [&store] { store.crawl(4096); });
+    // Expired and flushed items are reclaimed as the crawler walks by, not
+    // only when a read meets them.
+    auto crawl_timer = kvcache::start_crawler(*runtime, store);
     const int code = runtime->run();
     crawl_timer.cancel();
     return code;

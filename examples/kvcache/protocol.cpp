@@ -104,12 +104,12 @@ Session::Session(Server& server) : server_(server), store_(server.store), tokens
 }
 
 Session::~Session() {
-    Store::discard(pending_.item);
+    store_.discard(pending_.item);
     store_.detach(counters_);
 }
 
 void Session::reset() {
-    Store::discard(pending_.item);
+    store_.discard(pending_.item);
     pending_ = Pending{};
     state_ = State::kCommand;
     swallow_ = 0;
@@ -399,7 +399,7 @@ void Session::complete_data(quiesce::Buffer& in) {
     state_ = State::kCommand;
     Counters::bump(counters_.set_cmds);
     if (tail[0] != '\r' || tail[1] != '\n') {
-        Store::discard(item);
+        store_.discard(item);
         if (pending_.meta) noreply_ = false;  // meta sets always report errors
         out_string("CLIENT_ERROR bad data chunk");
         return;

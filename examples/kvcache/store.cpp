@@ -51,7 +51,7 @@ Store::Store(StoreOptions options, quiesce::rcu::Domain& domain, std::function<s
              domain) {}
 
 Store::~Store() {
-    table_.for_each([](Item& item) { discard(&item); });
+    table_.for_each([](Item& item) { free_item(&item); });
 }
 
 RelTime Store::current_time() const {
@@ -74,9 +74,11 @@ Store::Miss Store::why_dead(const Item& item, RelTime now) const noexcept {
     const RelTime exptime = item.exptime.load(std::memory_order_relaxed);
     // memcached's item_is_flushed(): stored (or accessed) at or before the
     // flush time, once that time has come; or older than an immediate flush.
-    const RelTime flush_at = flush_at_.load(std::memory_order_relaxed);  // [F2]
+    // [F2] acquire, pairs with [F1] in flush(): a reader that sees the new
+    // flush time sees the flush CAS stored before it.
+    const RelTime flush_at = flush_at_.load(std::memory_order_acquire);
     if (flush_at != 0 && flush_at <= now) {
-        const std::uint64_t flush_cas = flush_cas_.load(std::memory_order_relaxed);  // [F2]
+        const std::uint64_t flush_cas = flush_cas_.load(std::memory_order_relaxed);  // after [F2]
         if (item.time.load(std::memory_order_relaxed) <= flush_at ||
             (flush_cas != 0 && item.cas < flush_cas))
             return Miss::kFlushed;
@@ -99,9 +101,9 @@ const Item* Store::get(std::string_view key, Miss* miss, bool no_update) {
     const Miss dead = why_dead(*item, now);
     if (dead != Miss::kNone) {
         // As memcached, a dead item found by a read is unlinked there.
-        if (dead == Miss::kExpired && !item->has(Item::kFetched))
+        const bool unfetched = dead == Miss::kExpired && !item->has(Item::kFetched);
+        if (take_out(item, false) && unfetched)
             expired_unfetched_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
-        take_out(item, false);
         if (miss) *miss = dead;
         return nullptr;
     }
@@ -155,6 +157,10 @@ Item* Store::allocate(std::string_view key, std::uint32_t flags, RelTime exptime
     void* memory = std::malloc(total);
     if (memory == nullptr) return nullptr;
     auto* item = new (memory) Item;
+    // Counted from here, not from when it is linked: items waiting for their
+    // data count against the limit too, and a remover (which subtracts under
+    // the stripe) can never run before the add.
+    bytes_.fetch_add(total, std::memory_order_relaxed);  // relaxed: a counter
     item->flags = flags;
     item->nbytes = static_cast<std::uint32_t>(nbytes);
     item->nkey = static_cast<std::uint8_t>(key.size());
@@ -164,29 +170,34 @@ Item* Store::allocate(std::string_view key, std::uint32_t flags, RelTime exptime
     return item;
 }
 
-void Store::discard(Item* item) noexcept {
-    if (item == nullptr) return;
+void Store::free_item(Item* item) noexcept {
     item->~Item();
     std::free(item);
 }
 
+void Store::discard(Item* item) noexcept {
+    if (item == nullptr) return;
+    bytes_.fetch_sub(item->total(), std::memory_order_relaxed);  // relaxed: a counter
+    free_item(item);
+}
+
 void Store::retire(Item* item, bool) noexcept {
-    domain_.retire(item, [](Item* dead) noexcept { discard(dead); });
+    domain_.retire(item, [](Item* dead) noexcept { free_item(dead); });
 }
 
-void Store::linked(const Item& item) noexcept {
-    bytes_.fetch_add(item.total(), std::memory_order_relaxed);  // relaxed: a counter
-    total_items_.fetch_add(1, std::memory_order_relaxed);
+void Store::linked(const Item&) noexcept {
+    total_items_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
 }
 
-void Store::take_out(Item* item, bool evicted) {
-    if (!table_.erase_node(item)) return;                        // someone else took it first
+bool Store::take_out(Item* item, bool evicted) {
+    if (!table_.erase_node(item)) return false;                  // someone else took it first
     bytes_.fetch_sub(item->total(), std::memory_order_relaxed);  // relaxed: a counter
     if (evicted) {
         evictions_.fetch_add(1, std::memory_order_relaxed);
         if (!item->has(Item::kFetched)) evicted_unfetched_.fetch_add(1, std::memory_order_relaxed);
     }
     retire(item);
+    return true;
 }
 
 bool Store::reserve(std::size_t need) {
@@ -211,16 +222,20 @@ bool Store::reserve(std::size_t need) {
         hand_ = table_.walk(hand_, kWindow, [&](Item& item) {
             const Miss dead = why_dead(item, now);
             if (dead != Miss::kNone) {
-                reclaimed_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
-                if (dead == Miss::kExpired && !item.has(Item::kFetched))
-                    expired_unfetched_.fetch_add(1, std::memory_order_relaxed);
-                take_out(&item, false);
+                const bool unfetched = dead == Miss::kExpired && !item.has(Item::kFetched);
+                if (take_out(&item, false)) {
+                    reclaimed_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
+                    if (unfetched) expired_unfetched_.fetch_add(1, std::memory_order_relaxed);
+                }
             } else if (item.has(Item::kActive)) {
                 clear_bits(item, Item::kActive);
             } else {
                 candidates.push_back(&item);
             }
         });
+        // A walk during a resize may meet a node twice: once each.
+        std::sort(candidates.begin(), candidates.end());
+        candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
         std::sort(candidates.begin(), candidates.end(),
                   [](const Item* a, const Item* b) { return a->cas < b->cas; });
         const std::size_t evict = std::max<std::size_t>(1, candidates.size() / 2);
@@ -245,11 +260,16 @@ StoreResult Store::store(Item* item, Mode mode, std::uint64_t cas_in, Counters& 
     const std::string_view key = item->key();
     for (;;) {
         const RelTime now = current_time();
+        // Stamped at link time, as memcached's do_item_link(): data that
+        // took long to arrive must not look older than a flush in between.
+        item->time.store(now, std::memory_order_relaxed);  // relaxed: not published yet
         // Append and prepend build the combined item before the lock.
         Item* base = nullptr;
         Item* combined = nullptr;
         if (mode == Mode::kAppend || mode == Mode::kPrepend) {
             base = table_.find(key);
+            // Active: the eviction copy_with() may run must not pick it.
+            if (base != nullptr) set_bits(*base, Item::kActive);
             if (base != nullptr && live(*base, now) && (cas_in == 0 || cas_in == cas_of(*base))) {
                 std::string joined;
                 joined.reserve(base->nbytes + item->nbytes);
@@ -367,6 +387,7 @@ Store::DeleteResult Store::remove(std::string_view key, std::uint64_t cas_in, bo
         if (cas_in != 0 && cas_of(*seen) != cas_in) return DeleteResult::kExists;
         Item* fresh = nullptr;
         if (stale) {
+            set_bits(*seen, Item::kActive);  // not what copy_with()'s eviction picks
             // A stale copy: new CAS, the win token free again, maybe a new TTL.
             fresh = copy_with(*seen, seen->value());
             if (fresh == nullptr) return DeleteResult::kNotFound;
@@ -417,6 +438,7 @@ DeltaResult Store::delta(std::string_view key, bool incr, std::uint64_t by, std:
         // with spaces ("10" decremented is "9 ").
         std::string stored = value_out;
         if (stored.size() < seen->nbytes) stored.append(seen->nbytes - stored.size(), ' ');
+        set_bits(*seen, Item::kActive);  // not what copy_with()'s eviction picks
         Item* fresh = copy_with(*seen, stored);
         if (fresh == nullptr) return DeltaResult::kNoMemory;
         Item* removed = table_.exchange(key, [&](Item* cur) -> Item* {
@@ -466,10 +488,12 @@ void Store::flush(std::int64_t delay) {
     // memcached's settings.oldest_live = new_oldest - 1, and for a flush
     // that is due already, oldest_cas: items older than this CAS are gone
     // even if stored within this second.
-    // [F1] relaxed: a reader that misses the new values sees the item as
-    // it was before the flush, which a read racing the flush may do anyway.
+    // The CAS first (relaxed), then the time with [F1] release, pairs with
+    // [F2] in why_dead(): a reader that sees the new time sees the CAS too.
+    // A reader that sees neither serves the item as before the flush, which
+    // a read racing the flush may do anyway.
     if (when - 1 <= now) flush_cas_.store(next_cas(), std::memory_order_relaxed);
-    flush_at_.store(when - 1 == 0 ? 1 : when - 1, std::memory_order_relaxed);
+    flush_at_.store(when - 1 == 0 ? 1 : when - 1, std::memory_order_release);  // [F1]
 }
 
 std::size_t Store::crawl(std::size_t buckets) {
@@ -480,9 +504,9 @@ std::size_t Store::crawl(std::size_t buckets) {
     crawl_cursor_ = table_.walk(crawl_cursor_, buckets, [&](Item& item) {
         const Miss dead = why_dead(item, now);
         if (dead == Miss::kNone) return;
-        if (dead == Miss::kExpired && !item.has(Item::kFetched))
-            expired_unfetched_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
-        take_out(&item, false);
+        const bool unfetched = dead == Miss::kExpired && !item.has(Item::kFetched);
+        if (!take_out(&item, false)) return;
+        if (unfetched) expired_unfetched_.fetch_add(1, std::memory_order_relaxed);  // relaxed
         ++reclaimed;
     });
     crawler_reclaimed_.fetch_add(reclaimed, std::memory_order_relaxed);  // relaxed: a counter

@@ -144,8 +144,8 @@ public:
     /// the caller), after evicting what the limit needs; nullptr when the
     /// memory cannot be found (the caller answers "out of memory").
     Item* allocate(std::string_view key, std::uint32_t flags, RelTime exptime, std::size_t nbytes);
-    /// Frees an item that was never published.
-    static void discard(Item* item) noexcept;
+    /// Frees an item that was never published (and its bytes' count).
+    void discard(Item* item) noexcept;
     /// Stores `item` (owned from here on) as `mode` says. `cas_in` is the
     /// compare value (0: none); `set_stale` is ms's I flag. On kStored the
     /// item (or, for append/prepend, the combined one) holds the new CAS in
@@ -209,7 +209,9 @@ private:
     void retire(Item* item, bool evicted = false) noexcept;
     void linked(const Item& item) noexcept;
     Item* copy_with(const Item& base, std::string_view value);
-    void take_out(Item* item, bool evicted);
+    /// Unlinks `item` if it is still in the table: true if this call did.
+    bool take_out(Item* item, bool evicted);
+    static void free_item(Item* item) noexcept;
 
     const StoreOptions options_;
     quiesce::rcu::Domain& domain_;
@@ -221,11 +223,11 @@ private:
     std::atomic<std::size_t> bytes_{0};
     std::atomic<std::uint64_t> total_items_{0}, evictions_{0}, evicted_unfetched_{0},
         expired_unfetched_{0}, reclaimed_{0}, crawler_reclaimed_{0};
-    /// Items with a CAS below this were flushed ([F1] store / [F2] load,
-    /// relaxed: a flush is ordered against later stores by the CAS counter,
-    /// see flush()).
+    /// Items with a CAS below this were flushed (stored before [F1], loaded
+    /// after [F2]; see flush()).
     alignas(64) std::atomic<std::uint64_t> flush_cas_{0};
-    /// A delayed flush: at this RelTime, flush_cas_ takes the CAS counter.
+    /// memcached's oldest_live: items stored (or accessed) at or before this
+    /// RelTime are flushed once it has come. [F1] release / [F2] acquire.
     std::atomic<RelTime> flush_at_{0};
 
     std::mutex evict_mutex_;  // one CLOCK hand; guards hand_

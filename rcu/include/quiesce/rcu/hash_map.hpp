@@ -22,6 +22,7 @@
 #include <quiesce/base/config.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <type_traits>
@@ -33,9 +34,23 @@
 namespace quiesce::rcu {
 
 namespace detail {
+/// std::hash, mixed: libstdc++ hashes integers to themselves, and buckets
+/// and stripes use the low bits (aligned pointers, multiples of 64 would
+/// share one bucket).
+template <typename K>
+struct MixedHash {
+    std::uint64_t operator()(const K& key) const noexcept {
+        std::uint64_t x = static_cast<std::uint64_t>(std::hash<K>{}(key));
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdull;
+        x ^= x >> 33;
+        x *= 0xc4ceb9fe1a85ec53ull;
+        return x ^ (x >> 33);
+    }
+};
 template <typename K>
 struct DefaultMapHash {
-    using type = std::hash<K>;
+    using type = MixedHash<K>;
 };
 template <>
 struct DefaultMapHash<std::string> {

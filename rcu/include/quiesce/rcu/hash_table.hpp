@@ -150,7 +150,7 @@ struct alignas(base::kNoFalseSharing) StripeLock {
                 if (spins++ > 128)
                     std::this_thread::yield();
                 else
-                    __builtin_ia32_pause();
+                    cpu_relax();
             }
         }
     }
@@ -275,9 +275,9 @@ public:
     }
 
     /// Calls `fn(Node&)` for every node. Tolerates concurrent updates: a
-    /// node present throughout is visited at least once (twice if a resize
-    /// moved it meanwhile); nodes inserted or erased during the walk may or
-    /// may not be. Read section required; a long walk delays grace periods.
+    /// node present throughout is visited at least once (more often if
+    /// resizes moved it meanwhile); nodes inserted or erased during the walk
+    /// may or may not be. Read section required; a long walk delays grace periods.
     template <typename Fn>
     void for_each(Fn&& fn) const {
         for (detail::HashBuckets* t = current_.load(std::memory_order_acquire); t != nullptr;
@@ -315,7 +315,7 @@ public:
     /// any; concurrent calls share the work (one moves, the others return).
     bool resize_step(std::size_t buckets = 0) {
         std::unique_lock lock(resize_mutex_, std::try_to_lock);
-        if (!lock.owns_lock()) return true;
+        if (!lock.owns_lock()) return resizing();
         return move_buckets(buckets == 0 ? SIZE_MAX : buckets);
     }
 
@@ -422,10 +422,14 @@ private:
             if (options_.resize_budget > 0) resize_step(options_.resize_budget);
             return;
         }
-        const std::size_t target = wanted_buckets(n, t->size());
-        if (target == t->size()) return;
+        if (wanted_buckets(n, t->size()) == t->size()) return;
         std::unique_lock lock(resize_mutex_, std::try_to_lock);
         if (!lock.owns_lock()) return;
+        // Decided again under the mutex: a resize may have ended meanwhile.
+        t = current_.load(std::memory_order_relaxed);  // relaxed: resize_mutex_
+        const std::size_t target =
+            wanted_buckets(count_.load(std::memory_order_relaxed), t->size());  // relaxed: estimate
+        if (target == t->size()) return;
         start_resize(target);
         if (options_.resize_budget > 0) move_buckets(options_.resize_budget);
     }
@@ -472,7 +476,7 @@ private:
         // The old array is freed after a grace period: readers may still be
         // in it. Any reader that can reach `f` through it began before this
         // retire, so `f` (retired, if ever, by a later resize) outlives it.
-        domain_.retire(t, [](detail::HashBuckets* old) noexcept { delete old; });
+        domain_.retire(t);  // through its Head: allocates nothing
         // Nodes came and went during the move: the new size may already be
         // off the mark (a resize_step(0) loop then ends at the right size).
         const std::size_t target = wanted_buckets(count_.load(std::memory_order_relaxed),
@@ -483,8 +487,9 @@ private:
     }
 
     // Under the bucket's stripe. Moves the tail node first: a reader on it
-    // follows its new next into the future table's chain (harmless, it then
-    // ends), and no node is ever cut off from a reader walking the old chain.
+    // follows its new link into the future table's chain (extra nodes, then
+    // the chain's end, then the future table proper), and no node is ever
+    // cut off from a reader walking the old chain.
     static void move_bucket(std::atomic<HashNode*>& bucket, detail::HashBuckets& f) {
         for (;;) {
             std::atomic<HashNode*>* slot = &bucket;
