@@ -134,6 +134,7 @@ private:
 
     // stats_text.cpp
     void cmd_stats(std::size_t ntokens);
+    void cmd_cachedump(std::size_t ntokens);
     void general_stats(StatWriter& w);
     void settings_stats(StatWriter& w);
 

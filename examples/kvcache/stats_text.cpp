@@ -115,6 +115,7 @@ void Session::cmd_stats(std::size_t ntokens) {
             if (std::strcmp(arg, "dump") == 0) return out_string("END");
             return out_string("CLIENT_ERROR usage: stats detail on|off|dump");
         }
+        if (std::strcmp(sub, "cachedump") == 0) return cmd_cachedump(ntokens);
         if (std::strcmp(sub, "settings") == 0) {
             settings_stats(w);
         } else if (std::strcmp(sub, "items") == 0 || std::strcmp(sub, "slabs") == 0) {
@@ -150,6 +151,38 @@ void Session::cmd_stats(std::size_t ntokens) {
         } else {
             return out_string("ERROR");
         }
+    }
+    text.append("END\r\n");
+    out_->append(text);
+}
+
+void Session::cmd_cachedump(std::size_t ntokens) {
+    // memcached's "stats cachedump CLASS LIMIT" (what memcdump reads): every
+    // item is in class 1 here; LIMIT 0 is all, up to 2 MB of reply.
+    if (ntokens < 5) return out_string("CLIENT_ERROR bad command line");
+    std::uint32_t id = 0, limit = 0;
+    if (!safe_strtoul(tokens_[2].value, id) || !safe_strtoul(tokens_[3].value, limit))
+        return out_string("CLIENT_ERROR bad command line format");
+    if (id >= 64) return out_string("CLIENT_ERROR Illegal slab id");
+    constexpr std::size_t kMemLimit = 2 * 1024 * 1024;
+    std::string text;
+    std::uint32_t shown = 0;
+    if (id == 1) {
+        const auto started = static_cast<unsigned long long>(store_.process_started());
+        store_.for_each([&](const Item& item) {
+            if (limit != 0 && shown >= limit) return;
+            const RelTime exp = item.exptime.load(std::memory_order_relaxed);
+            std::string line = "ITEM ";
+            line.append(item.key()).append(" [").append(std::to_string(item.nbytes));
+            line.append(" b; ").append(std::to_string(exp == 0 ? 0 : exp + started));
+            line.append(" s]\r\n");
+            if (text.size() + line.size() + 6 > kMemLimit) {
+                limit = shown;  // full: stop here
+                return;
+            }
+            text += line;
+            ++shown;
+        });
     }
     text.append("END\r\n");
     out_->append(text);

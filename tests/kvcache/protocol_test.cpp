@@ -230,3 +230,17 @@ TEST_CASE("stats report what memcached users read", "[kvcache][unit]") {
     CHECK(h.send("stats reset\r\nstats\r\n").find("STAT get_hits 0\r\n") != std::string::npos);
     CHECK(h.send("stats nosuch\r\n") == "ERROR\r\n");
 }
+
+TEST_CASE("stats cachedump lists the items, as memcdump reads them", "[kvcache][unit]") {
+    Harness h;
+    h.send("set a 0 0 3\r\nabc\r\nset b 0 100 1\r\nx\r\n");
+    const std::string dump = h.send("stats cachedump 1 0\r\n");
+    CHECK(dump.find("ITEM a [3 b; 0 s]\r\n") != std::string::npos);
+    const auto expires = std::to_string(h.now + 100);
+    CHECK(dump.find("ITEM b [1 b; " + expires + " s]\r\n") != std::string::npos);
+    CHECK(dump.ends_with("END\r\n"));
+    CHECK(h.send("stats cachedump 1 1\r\n").size() < dump.size());
+    CHECK(h.send("stats cachedump 2 0\r\n") == "END\r\n");
+    CHECK(h.send("stats cachedump 99 0\r\n") == "CLIENT_ERROR Illegal slab id\r\n");
+    CHECK(h.send("stats cachedump 1\r\n") == "CLIENT_ERROR bad command line\r\n");
+}

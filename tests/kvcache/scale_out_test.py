@@ -15,7 +15,8 @@ from the log line), then checks:
       instance holds some, 300 in all;
   (b') libmemcached's ketama (MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA, via
       ctypes on libmemcached.so.11): 300 keys, each instance holds some;
-  (d) libmemcached's memcstat --servers=P1,P2 prints the stats of each;
+  (d) libmemcached's memcstat --servers=P1,P2 prints the stats of each, and
+      memcdump lists the keys one instance holds;
   (c) one instance is killed (SIGKILL): the keys on the other two are still
       served through HashClient, libmemcached and nutcracker (after it
       ejects the dead server), the keys of the dead one miss, and new keys
@@ -284,6 +285,18 @@ def main():
               "  its curr_items is what the instance holds (%s, expected %d)" % (st.get("curr_items"), expect_items))
         check(all(f in st for f in ("uptime", "version", "bytes", "get_hits", "limit_maxbytes", "threads")),
               "  it has uptime, version, bytes, get_hits, limit_maxbytes, threads")
+
+    # memcdump lists an instance's keys (stats items, then stats cachedump).
+    memcdump = shutil.which("memcdump") or shutil.which("memdump")
+    if memcdump:
+        p = ports[0]
+        r = subprocess.run([memcdump, "--servers=127.0.0.1:%d" % p], capture_output=True,
+                           text=True, timeout=15)
+        dumped = set(r.stdout.split())
+        expect = set(tw_held[p]) | set(hc_held[p]) | set(lm_held[p])
+        check(r.returncode == 0 and dumped == expect,
+              "memcdump lists the %d keys of 127.0.0.1:%d (got %d, exit %d)"
+              % (len(expect), p, len(dumped), r.returncode))
 
     # ------------------------------------------------ (c) one instance dies
     dead = 1
