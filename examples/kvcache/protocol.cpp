@@ -301,12 +301,18 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
     quiesce::Buffer& reply = reply_;  // dropped whole if a key turns out too long
     reply.clear();
     std::string& header = header_;
-    bool fail_length = false;
+    bool fail_length = false, fail_memory = false;
     for (;;) {
         for (; tokens_[k].length != 0; ++k) {
             const std::string_view key(tokens_[k].value, tokens_[k].length);
             if (key.size() > kKeyMaxLength) {
                 fail_length = true;
+                break;
+            }
+            // One get may name a large value many times over: its reply is
+            // capped, as memcached caps the memory of a connection's replies.
+            if (reply.size() > server_.max_get_reply) {
+                fail_memory = true;
                 break;
             }
             Store::Miss miss = Store::Miss::kNone;
@@ -338,13 +344,17 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
                 Counters::bump(counters_.get_cmds);
             }
         }
-        if (fail_length || tokens_[k].value == nullptr) break;
+        if (fail_length || fail_memory || tokens_[k].value == nullptr) break;
         // More than 23 keys: tokenize what is left of the line.
         char* rest = tokens_[k].value;
         (void)tokenize_command(rest, std::strlen(rest), tokens_.data(), kMaxTokens);
         k = 0;
     }
     if (fail_length) return out_string("CLIENT_ERROR bad command line format");
+    if (fail_memory) {
+        reply.clear();
+        return out_string("SERVER_ERROR out of memory writing get response");
+    }
     reply.append("END\r\n", 5);
     out_->append(reply);
 }

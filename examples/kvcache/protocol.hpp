@@ -59,6 +59,10 @@ struct Server {
     std::string listen = "127.0.0.1";
     unsigned threads = 1;
     std::size_t max_connections = 1024;
+    /// The most one get's reply may hold before it is refused with
+    /// "SERVER_ERROR out of memory writing get response" (a multiget that
+    /// names a large value thousands of times).
+    std::size_t max_get_reply = 64u << 20;
     /// Adds the runtime's lines to "stats" (connections, bytes, threads,
     /// rusage, grace periods); "stats conns" style extras. May be empty.
     std::function<void(StatWriter&)> server_stats;

@@ -244,3 +244,13 @@ TEST_CASE("stats cachedump lists the items, as memcdump reads them", "[kvcache][
     CHECK(h.send("stats cachedump 99 0\r\n") == "CLIENT_ERROR Illegal slab id\r\n");
     CHECK(h.send("stats cachedump 1\r\n") == "CLIENT_ERROR bad command line\r\n");
 }
+
+TEST_CASE("a get whose reply would be too large is refused", "[kvcache][unit]") {
+    Harness h;
+    h.server.max_get_reply = 100 * 1024;
+    h.send("set v 0 0 10000\r\n" + std::string(10000, 'v') + "\r\n");
+    std::string line = "get";
+    for (int i = 0; i < 50; ++i) line += " v";
+    CHECK(h.send(line + "\r\n") == "SERVER_ERROR out of memory writing get response\r\n");
+    CHECK(h.send("get v v\r\n").starts_with("VALUE v 0 10000\r\n"));  // the connection goes on
+}
