@@ -8,12 +8,7 @@
 
 namespace kvcache {
 
-namespace {
-
-constexpr std::size_t kKeyMaxLength = 250;
-constexpr std::size_t kMaxOptLength = 20;     // memcached's MFLAG_MAX_OPT_LENGTH
-constexpr std::size_t kMaxOpaqueLength = 32;  // MFLAG_MAX_OPAQUE_LENGTH
-
+/// What a meta command's flags asked for (memcached's struct _meta_flags).
 struct MetaFlags {
     bool has_error = false, no_update = false, locked = false, vivify = false, la = false,
          value = false, set_stale = false, no_reply = false, has_cas = false, new_ttl = false,
@@ -23,6 +18,12 @@ struct MetaFlags {
     std::uint32_t client_flags = 0;
     std::uint64_t req_cas_id = 0, delta = 1, initial = 0;
 };
+
+namespace {
+
+constexpr std::size_t kKeyMaxLength = 250;
+constexpr std::size_t kMaxOptLength = 20;     // memcached's MFLAG_MAX_OPT_LENGTH
+constexpr std::size_t kMaxOpaqueLength = 32;  // MFLAG_MAX_OPAQUE_LENGTH
 
 using Token = Session::Token;
 
@@ -149,6 +150,40 @@ void append_key(std::string& p, std::string_view key, bool binary) {
 
 }  // namespace
 
+bool Session::append_opaque_and_key(std::string& p, std::size_t ntokens, std::string_view key,
+                                    bool binary) const {
+    // The return flags a reply without an item echoes: O (opaque), k (key).
+    for (std::size_t i = 2; i < ntokens - 1; ++i) {
+        const Token& t = tokens_[i];
+        if (t.value[0] == 'O') {
+            if (t.length > kMaxOpaqueLength) return false;
+            p.append(" ").append(t.value, t.length);
+        } else if (t.value[0] == 'k') {
+            append_key(p, key, binary);
+        }
+    }
+    return true;
+}
+
+bool Session::meta_preamble(std::size_t ntokens, MetaFlags& of) {
+    // md and ma check their line alike (mg and ms word their errors apart).
+    if (ntokens < 3) {
+        out_string("ERROR");
+    } else if (tokens_[1].length > kKeyMaxLength) {
+        out_string("CLIENT_ERROR bad command line format");
+    } else if (ntokens > kMaxOptLength) {
+        out_string("CLIENT_ERROR options flags too long");
+    } else {
+        const char* errstr = "CLIENT_ERROR bad command line format";
+        if (preparse(tokens_.data(), 2, of, errstr, store_) == 0) {
+            noreply_ = of.no_reply;
+            return true;
+        }
+        out_error("CLIENT_ERROR invalid or duplicate flag");
+    }
+    return false;
+}
+
 void Session::cmd_meta_get(std::size_t ntokens) {
     if (ntokens < 3) return out_string("ERROR");
     if (tokens_[1].length > kKeyMaxLength) return out_error("CLIENT_ERROR bad command line format");
@@ -164,8 +199,7 @@ void Session::cmd_meta_get(std::size_t ntokens) {
     // locked mode does).
     Store::Miss miss = Store::Miss::kNone;
     const Item* item = store_.get(key, &miss, true);
-    if (miss == Store::Miss::kExpired) Counters::bump(counters_.get_expired);
-    if (miss == Store::Miss::kFlushed) Counters::bump(counters_.get_flushed);
+    count_dead(miss);
     bool item_created = false;
     if (item == nullptr && of.vivify) {
         item = store_.vivify(key, {}, of.autoviv_exptime);
@@ -252,15 +286,8 @@ void Session::cmd_meta_get(std::size_t ntokens) {
     Counters::bump(counters_.get_misses);
     Counters::bump(counters_.get_cmds);
     p = "EN";
-    for (std::size_t i = 2; i < ntokens - 1; ++i) {
-        const Token& t = tokens_[i];
-        if (t.value[0] == 'O') {
-            if (t.length > kMaxOpaqueLength) return out_error("CLIENT_ERROR opaque token too long");
-            p.append(" ").append(t.value, t.length);
-        } else if (t.value[0] == 'k') {
-            append_key(p, key, of.key_binary);
-        }
-    }
+    if (!append_opaque_and_key(p, ntokens, key, of.key_binary))
+        return out_error("CLIENT_ERROR opaque token too long");
     if (noreply_) return;  // q: a miss says nothing
     p.append("\r\n");
     out_->append(p);
@@ -395,26 +422,12 @@ void Session::finish_meta_set(StoreResult result, std::uint64_t cas) {
 }
 
 void Session::cmd_meta_delete(std::size_t ntokens) {
-    if (ntokens < 3) return out_string("ERROR");
-    if (tokens_[1].length > kKeyMaxLength)
-        return out_string("CLIENT_ERROR bad command line format");
-    if (ntokens > kMaxOptLength) return out_string("CLIENT_ERROR options flags too long");
     MetaFlags of;
-    const char* errstr = "CLIENT_ERROR bad command line format";
-    if (preparse(tokens_.data(), 2, of, errstr, store_) != 0)
-        return out_error("CLIENT_ERROR invalid or duplicate flag");
-    noreply_ = of.no_reply;
+    if (!meta_preamble(ntokens, of)) return;
     const std::string_view key(tokens_[1].value, tokens_[1].length);
     std::string ret;
-    for (std::size_t i = 2; i < ntokens - 1; ++i) {
-        const Token& t = tokens_[i];
-        if (t.value[0] == 'O') {
-            if (t.length > kMaxOpaqueLength) return out_error("CLIENT_ERROR opaque token too long");
-            ret.append(" ").append(t.value, t.length);
-        } else if (t.value[0] == 'k') {
-            append_key(ret, key, of.key_binary);
-        }
-    }
+    if (!append_opaque_and_key(ret, ntokens, key, of.key_binary))
+        return out_error("CLIENT_ERROR opaque token too long");
     const auto result = store_.remove(key, of.has_cas ? of.req_cas_id : 0, of.set_stale,
                                       of.set_stale && of.new_ttl ? &of.exptime : nullptr);
     std::string p;
@@ -438,15 +451,8 @@ void Session::cmd_meta_delete(std::size_t ntokens) {
 }
 
 void Session::cmd_meta_arithmetic(std::size_t ntokens) {
-    if (ntokens < 3) return out_string("ERROR");
-    if (tokens_[1].length > kKeyMaxLength)
-        return out_string("CLIENT_ERROR bad command line format");
-    if (ntokens > kMaxOptLength) return out_string("CLIENT_ERROR options flags too long");
     MetaFlags of;
-    const char* errstr = "CLIENT_ERROR bad command line format";
-    if (preparse(tokens_.data(), 2, of, errstr, store_) != 0)
-        return out_error("CLIENT_ERROR invalid or duplicate flag");
-    noreply_ = of.no_reply;
+    if (!meta_preamble(ntokens, of)) return;
     const std::string_view key(tokens_[1].value, tokens_[1].length);
     bool incr = true;
     switch (of.mode) {
@@ -524,16 +530,8 @@ void Session::cmd_meta_arithmetic(std::size_t ntokens) {
         }
         if (of.value) p.append("\r\n").append(number);
     } else {
-        for (std::size_t i = 2; i < ntokens - 1; ++i) {
-            const Token& t = tokens_[i];
-            if (t.value[0] == 'O') {
-                if (t.length > kMaxOpaqueLength)
-                    return out_error("CLIENT_ERROR opaque token too long");
-                p.append(" ").append(t.value, t.length);
-            } else if (t.value[0] == 'k') {
-                append_key(p, key, of.key_binary);
-            }
-        }
+        if (!append_opaque_and_key(p, ntokens, key, of.key_binary))
+            return out_error("CLIENT_ERROR opaque token too long");
     }
     if (skip) return;
     p.append("\r\n");

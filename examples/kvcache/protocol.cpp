@@ -137,6 +137,11 @@ bool Session::set_noreply_maybe(std::size_t ntokens) {
     return noreply_;
 }
 
+void Session::count_dead(Store::Miss miss) noexcept {
+    if (miss == Store::Miss::kExpired) Counters::bump(counters_.get_expired);
+    if (miss == Store::Miss::kFlushed) Counters::bump(counters_.get_flushed);
+}
+
 void Session::swallow(std::size_t bytes) {
     swallow_ = bytes;
     state_ = State::kSwallow;
@@ -317,8 +322,7 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
             }
             Store::Miss miss = Store::Miss::kNone;
             const Item* item = store_.get(key, &miss);
-            if (miss == Store::Miss::kExpired) Counters::bump(counters_.get_expired);
-            if (miss == Store::Miss::kFlushed) Counters::bump(counters_.get_flushed);
+            count_dead(miss);
             if (item != nullptr) {
                 if (touch) {
                     store_.set_exptime(*item, exptime);
@@ -446,8 +450,7 @@ void Session::cmd_touch(std::size_t ntokens) {
         Counters::bump(counters_.touch_hits);
         return out_string("TOUCHED");
     }
-    if (miss == Store::Miss::kExpired) Counters::bump(counters_.get_expired);
-    if (miss == Store::Miss::kFlushed) Counters::bump(counters_.get_flushed);
+    count_dead(miss);
     Counters::bump(counters_.touch_misses);
     out_string("NOT_FOUND");
 }

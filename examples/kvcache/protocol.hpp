@@ -28,6 +28,8 @@
 
 namespace kvcache {
 
+struct MetaFlags;
+
 /// Writes "STAT name value\r\n" lines.
 class StatWriter {
 public:
@@ -127,6 +129,8 @@ private:
     void cmd_verbosity(std::size_t ntokens);
     void cmd_shutdown(std::size_t ntokens);
     void swallow(std::size_t bytes);
+    /// Counts a read that found its key expired or flushed.
+    void count_dead(Store::Miss miss) noexcept;
 
     // meta.cpp
     void cmd_meta_get(std::size_t ntokens);
@@ -135,6 +139,9 @@ private:
     void cmd_meta_arithmetic(std::size_t ntokens);
     void cmd_meta_debug(std::size_t ntokens);
     void finish_meta_set(StoreResult result, std::uint64_t cas);
+    bool meta_preamble(std::size_t ntokens, MetaFlags& of);
+    bool append_opaque_and_key(std::string& p, std::size_t ntokens, std::string_view key,
+                               bool binary) const;
 
     // stats_text.cpp
     void cmd_stats(std::size_t ntokens);
