@@ -4,15 +4,15 @@
 QUIESCE_PACKAGES=(
   g++ meson ninja-build pkg-config python3
   libevent-dev libboost-context-dev libspdlog-dev libfmt-dev catch2
-  liburcu-dev liburing-dev libcli11-dev nlohmann-json3-dev
+  liburcu-dev liburing-dev libcli11-dev nlohmann-json3-dev node-llhttp
 )
 
 # What the tests and benchmarks drive as a user would: the programs kvcache
-# is compared with and the clients that talk to it. Installed by
-# scripts/test and scripts/bench only.
+# is compared with, the clients that talk to it, the browser that loads the
+# dashboard. Installed by scripts/test and scripts/bench only.
 QUIESCE_TEST_PACKAGES=(
   memcached python3-pymemcache libmemcached-tools nutcracker
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev chromium
 )
 
 # Installs the missing packages (apt-get update, then install -y) of

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
     int verbose = 0;
     bool enable_shutdown = false, disable_cas = false, disable_flush = false;
     std::string log_level;
+    std::string admin;
     app.add_option("-p,--port", port, "TCP port (0: pick a free one, logged)")
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
@@ -115,6 +116,9 @@ int main(int argc, char** argv) {
     app.add_option("--stats-interval", stats_seconds, "log statistics every S seconds (0: never)")
         ->capture_default_str();
     app.add_option("--log-level", log_level, "trace, debug, info, warn, err (overrides -v)");
+    app.add_option("--admin", admin,
+                   "serve the runtime's live dashboard, /stats and /metrics on HOST:PORT (off when "
+                   "empty; no authentication: keep it on loopback)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
                         : verbose == 2     ? "debug"
                                            : "info";
     options.name = "kvcache";
+    options.admin = admin;
 
     kvcache::Store store({.memory_limit = memory, .item_max = item_max, .cas = !disable_cas});
     kvcache::Server server(store);

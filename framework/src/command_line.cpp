@@ -16,6 +16,20 @@ const char* version() noexcept {
     return "quiesce " QUIESCE_VERSION;
 }
 
+namespace {
+
+// What is wrong with an address flag's value (CLI11 validator: empty = fine).
+std::string address_problem(const std::string& text) {
+    try {
+        (void)tcp::Address::parse(text);
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return {};
+}
+
+}  // namespace
+
 CommandLine::CommandLine(std::string name, std::string description, RuntimeOptions defaults)
     : app_(std::move(description), std::move(name)), options_(std::move(defaults)) {
     slice_us_ = static_cast<unsigned>(options_.slice.count());
@@ -27,14 +41,7 @@ CommandLine::CommandLine(std::string name, std::string description, RuntimeOptio
                     "address to listen on: HOST:PORT, [IPV6]:PORT or unix:PATH "
                     "(repeatable; port 0 picks a free port)")
         ->type_name("ADDR")
-        ->check([](const std::string& text) -> std::string {
-            try {
-                (void)tcp::Address::parse(text);
-            } catch (const std::invalid_argument& e) {
-                return e.what();
-            }
-            return {};
-        })
+        ->check(address_problem)
         ->capture_default_str();
     app_.add_option("--threads", options_.threads, "event-loop threads (0: one per CPU)")
         ->check(CLI::Range(0u, 1024u))
@@ -64,6 +71,14 @@ CommandLine::CommandLine(std::string name, std::string description, RuntimeOptio
     app_.add_option("--stats-interval", stats_seconds_,
                     "log a statistics line every S seconds (0: never)")
         ->check(CLI::Range(0u, 86'400u))
+        ->capture_default_str();
+    app_.add_option("--admin", options_.admin,
+                    "serve the live dashboard and /stats, /metrics on HOST:PORT (off when empty; "
+                    "no authentication: keep it on loopback)")
+        ->type_name("ADDR")
+        ->check([](const std::string& text) {
+            return text.empty() ? std::string() : address_problem(text);
+        })
         ->capture_default_str();
     app_.add_option("--grace-ms", grace_ms_,
                     "how long a graceful stop waits for connections to finish")

@@ -2,6 +2,9 @@
 // the graceful stop (see runtime.hpp).
 #include <quiesce/framework/runtime.hpp>
 
+#include <quiesce/framework/admin.hpp>
+#include <quiesce/framework/http.hpp>
+
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -155,6 +158,18 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
                 detail::logger().info("SIGUSR2: what the loops run now:\n{}", dump());
             });
     }
+    if (!options_.admin.empty()) {
+        auto router = std::make_shared<http::Router>();
+        add_admin_routes(*router, *this);
+        http::ServerOptions server{.keep_alive_timeout = std::chrono::seconds(30), .name = "admin"};
+        tcp::ListenerOptions listener{.name = "admin", .announce = false};
+        listener.connection.idle_timeout = server.keep_alive_timeout;
+        listener.connection.high_water = server.high_water;
+        listener.connection.low_water = server.low_water;
+        admin_ = &listen(options_.admin, http::handler_factory(router, server), listener);
+        detail::logger().info("admin endpoint: http://{}/dashboard (also /stats, /metrics, /dump)",
+                              admin_->address().to_string());
+    }
     if (options_.stats_interval.count() > 0) {
         internal_->stats_timer = internal_->control.every(options_.stats_interval, [this] {
             RuntimeStats s = stats();
@@ -203,7 +218,7 @@ tcp::Listener& Runtime::add_listener(std::string_view address, tcp::HandlerFacto
         if (internal_->stop_requested) throw std::logic_error("Runtime::listen() after stop()");
         internal_->listeners.push_back(std::move(listener));
     }
-    detail::logger().info("listening on {}", out.address().to_string());
+    if (out.options().announce) detail::logger().info("listening on {}", out.address().to_string());
     return out;
 }
 
@@ -261,6 +276,7 @@ bool Runtime::stopping() const noexcept {
 
 RuntimeStats Runtime::stats() const {
     RuntimeStats out;
+    out.name = options_.name;
     // relaxed: statistics, a snapshot
     out.connections_open = internal_->open.load(std::memory_order_relaxed);
     out.connections_accepted = internal_->accepted.load(std::memory_order_relaxed);
@@ -270,6 +286,8 @@ RuntimeStats Runtime::stats() const {
     out.bytes_out = internal_->bytes_out.value();
     out.stall_reports = internal_->stalls->reports();
     out.last_stall = internal_->stalls->last();
+    out.recent_stalls = internal_->stalls->recent();
+    out.loops_now = internal_->stalls->now();
     out.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - internal_->started)
             .count();

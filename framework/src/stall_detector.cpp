@@ -177,6 +177,42 @@ void StallDetector::report(const sched::LoopActivity& loop, std::uint64_t cpu_ns
     reports_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     std::lock_guard lock(mutex_);
     last_ = text;
+    recent_reports_.push_back(
+        {std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(),
+         text});
+    if (recent_reports_.size() > kRecentReports) recent_reports_.pop_front();
+}
+
+std::vector<StallRecord> StallDetector::recent() const {
+    std::lock_guard lock(mutex_);
+    return {recent_reports_.begin(), recent_reports_.end()};
+}
+
+std::vector<LoopNow> StallDetector::now() const {
+    const std::vector<sched::LoopActivity> loops = scheduler_.activity();
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<LoopNow> out;
+    out.reserve(loops.size());
+    std::lock_guard lock(mutex_);
+    for (const sched::LoopActivity& loop : loops) {
+        LoopNow entry;
+        entry.loop = loop.loop;
+        entry.queued = loop.queued;
+        entry.running = loop.running;
+        if (loop.running) {
+            entry.group = loop.group_name;
+            entry.group_id = loop.group_id;
+            if (loop.loop < watches_.size()) {
+                const Watch& watch = watches_[loop.loop];
+                if (watch.active && watch.group_id == loop.group_id &&
+                    watch.event_seq == loop.event_seq)
+                    entry.running_ms =
+                        std::chrono::duration<double, std::milli>(now - watch.seen).count();
+            }
+        }
+        out.push_back(std::move(entry));
+    }
+    return out;
 }
 
 std::string StallDetector::dump() const {

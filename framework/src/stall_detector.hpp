@@ -21,11 +21,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <quiesce/framework/runtime.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
 namespace quiesce::detail {
@@ -33,6 +35,7 @@ namespace quiesce::detail {
 class StallDetector {
 public:
     static constexpr int kReportsPerMinute = 5;
+    static constexpr std::size_t kRecentReports = 16;
 
     StallDetector(sched::Scheduler& scheduler, std::chrono::milliseconds threshold);
     ~StallDetector();
@@ -43,6 +46,10 @@ public:
         return reports_.load(std::memory_order_relaxed);  // relaxed: a statistic
     }
     [[nodiscard]] std::string last() const;
+    /// The last kRecentReports reports (their first line), oldest first.
+    [[nodiscard]] std::vector<StallRecord> recent() const;
+    /// What every loop runs now and for how long it has been seen running.
+    [[nodiscard]] std::vector<LoopNow> now() const;
     /// One line per loop: what it runs and for how long (the live dump).
     [[nodiscard]] std::string dump() const;
 
@@ -67,6 +74,7 @@ private:
     std::condition_variable stop_cv_;
     bool stopping_ = false;                                      // mutex_
     std::string last_;                                           // mutex_
+    std::deque<StallRecord> recent_reports_;                     // mutex_
     std::vector<std::chrono::steady_clock::time_point> recent_;  // detector thread: report times
     std::uint64_t suppressed_ = 0;                               // detector thread
     std::atomic<std::uint64_t> reports_{0};

@@ -1,7 +1,10 @@
 // RuntimeStats as JSON and Prometheus text (see stats.hpp).
 #include <quiesce/framework/stats.hpp>
 
+#include <quiesce/framework/command_line.hpp>
+
 #include <cstdint>
+#include <cstdio>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -25,8 +28,29 @@ std::string to_json(const RuntimeStats& s) {
             {"busy_cpu_ns", l.busy_cpu_ns},
             {"slice_mode", std::string(sched::to_string(l.slice_mode))},
         });
+        if (i < s.loops_now.size()) {
+            const LoopNow& now = s.loops_now[i];
+            json& entry = loops.back();
+            entry["queued"] = now.queued;
+            entry["running"] = now.running;
+            entry["group"] = now.group;
+            entry["group_id"] = now.group_id;
+            entry["running_ms"] = now.running_ms;
+        }
+    }
+    json stalls = json::array();
+    for (const StallRecord& record : s.recent_stalls)
+        stalls.push_back({{"time", record.unix_time}, {"text", record.text}});
+    json buckets = json::array();
+    for (std::size_t i = 0; i < rcu::DomainStats::kGraceBuckets; ++i) {
+        const bool last = i + 1 == rcu::DomainStats::kGraceBuckets;
+        buckets.push_back(
+            {{"below_ns", last ? json(nullptr) : json(rcu::DomainStats::kGraceBucketBoundNs << i)},
+             {"count", s.rcu.grace_period_buckets[i]}});
     }
     json out = {
+        {"name", s.name},
+        {"version", std::string(version())},
         {"uptime_seconds", s.uptime_seconds},
         {"loops", loops},
         {"groups", s.scheduler.groups},
@@ -40,7 +64,7 @@ std::string to_json(const RuntimeStats& s) {
           {"refused", s.connections_refused},
           {"accept_pauses", s.accept_pauses}}},
         {"bytes", {{"in", s.bytes_in}, {"out", s.bytes_out}}},
-        {"stalls", {{"reported", s.stall_reports}, {"last", s.last_stall}}},
+        {"stalls", {{"reported", s.stall_reports}, {"last", s.last_stall}, {"recent", stalls}}},
         {"rcu",
          {{"grace_periods", s.rcu.grace_periods},
           {"expedited", s.rcu.expedited},
@@ -48,7 +72,11 @@ std::string to_json(const RuntimeStats& s) {
           {"stall_warnings", s.rcu.stall_warnings},
           {"callback_warnings", s.rcu.callback_warnings},
           {"qsbr_readers", s.rcu.qsbr_readers},
-          {"preemptible_readers", s.rcu.preemptible_readers}}},
+          {"preemptible_readers", s.rcu.preemptible_readers},
+          {"callbacks_pending", s.rcu.callbacks_pending},
+          {"grace_period_ns_total", s.rcu.grace_period_ns_total},
+          {"grace_period_ns_max", s.rcu.grace_period_ns_max},
+          {"grace_period_histogram", buckets}}},
         {"fd_poller",
          {{"readiness", s.readiness},
           {"watches", s.fds.watches},
@@ -60,6 +88,13 @@ std::string to_json(const RuntimeStats& s) {
 }
 
 namespace {
+
+// A bucket bound as Prometheus clients print it (no trailing zeros).
+std::string fmt_double(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.9g", value);
+    return text;
+}
 
 class Exposition {
 public:
@@ -123,6 +158,9 @@ std::string to_prometheus(const RuntimeStats& s) {
              [](const sched::LoopStats& l) { return l.given; });
     per_loop("loop_busy_cpu_seconds_total", "Thread CPU time of group turns.",
              [](const sched::LoopStats& l) { return static_cast<double>(l.busy_cpu_ns) / 1e9; });
+    e.family("loop_queued_groups", "gauge", "Groups waiting for the loop.");
+    for (const LoopNow& now : s.loops_now)
+        e.sample("loop_queued_groups", now.queued, "loop=\"" + std::to_string(now.loop) + "\"");
     e.single("groups", "gauge", "Event groups alive.", s.scheduler.groups);
     e.single("fiber_stacks_in_use", "gauge", "Fiber stacks held by fibers.",
              s.scheduler.fiber_stacks.in_use);
@@ -144,6 +182,25 @@ std::string to_prometheus(const RuntimeStats& s) {
     e.single("rcu_stall_warnings_total", "counter", "RCU stall warnings logged.",
              s.rcu.stall_warnings);
     e.single("rcu_qsbr_readers", "gauge", "Registered QSBR readers.", s.rcu.qsbr_readers);
+    e.single("rcu_callbacks_pending", "gauge",
+             "RCU callbacks waiting for a grace period or to run.", s.rcu.callbacks_pending);
+    {
+        e.family("rcu_grace_period_seconds", "histogram",
+                 "Grace-period latency, from its start to its completion.");
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i + 1 < rcu::DomainStats::kGraceBuckets; ++i) {
+            cumulative += s.rcu.grace_period_buckets[i];
+            const double bound =
+                static_cast<double>(rcu::DomainStats::kGraceBucketBoundNs << i) / 1e9;
+            e.sample("rcu_grace_period_seconds_bucket", cumulative,
+                     "le=\"" + fmt_double(bound) + "\"");
+        }
+        cumulative += s.rcu.grace_period_buckets.back();
+        e.sample("rcu_grace_period_seconds_bucket", cumulative, "le=\"+Inf\"");
+        e.sample("rcu_grace_period_seconds_sum",
+                 static_cast<double>(s.rcu.grace_period_ns_total) / 1e9);
+        e.sample("rcu_grace_period_seconds_count", cumulative);
+    }
     e.single("fd_watches", "gauge", "Descriptors watched.", s.fds.watches);
     e.single("fd_readiness_total", "counter", "Readiness callbacks (before coalescing).",
              s.fds.readiness);

@@ -171,7 +171,14 @@ DomainStats Domain::stats() const {
     // been logged.
     stats.stall_warnings = impl_->stat_stalls_.load(std::memory_order_acquire);
     stats.callback_warnings = impl_->stat_callback_warnings_.load(std::memory_order_relaxed);
+    stats.grace_period_ns_total = impl_->stat_gp_ns_total_.load(std::memory_order_relaxed);
+    stats.grace_period_ns_max = impl_->stat_gp_ns_max_.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < DomainStats::kGraceBuckets; ++i)
+        stats.grace_period_buckets[i] = impl_->stat_gp_buckets_[i].load(std::memory_order_relaxed);
+    stats.callbacks_pending = impl_->stat_worker_pending_.load(std::memory_order_relaxed);
     std::lock_guard lock(impl_->registry_mutex_);
+    for (const detail::QsbrState* state : impl_->qsbr_)
+        stats.callbacks_pending += state->pending.load(std::memory_order_relaxed);
     stats.qsbr_readers = impl_->qsbr_.size();
     stats.preemptible_readers = impl_->preemptible_.size();
     return stats;

@@ -9,6 +9,7 @@
 // are in rcu/README.md.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -51,6 +52,10 @@ struct QsbrState {
     std::uint64_t calls_since_process = 0;
     std::int64_t unprocessed_since_ns = 0;
     std::int64_t unprocessed_warn_ns = 0;
+    // callbacks.size() as last published to stats() (relaxed: a statistic),
+    // and the owner's copy, so that an unchanged count costs no store.
+    std::atomic<std::uint64_t> pending{0};
+    std::uint64_t pending_published = 0;  // owner only
 
     std::mutex cb_mutex;                         // guards the three fields below
     bool cb_offline = false;                     // own callbacks go to the worker
@@ -169,10 +174,17 @@ public:
     std::atomic<std::uint64_t> stat_worker_invoked_{0};
     std::atomic<std::uint64_t> stat_stalls_{0};
     std::atomic<std::uint64_t> stat_callback_warnings_{0};
+    // Grace-period latency (written by the driver under gp_mutex_).
+    std::atomic<std::uint64_t> stat_gp_ns_total_{0};
+    std::atomic<std::uint64_t> stat_gp_ns_max_{0};
+    std::array<std::atomic<std::uint64_t>, DomainStats::kGraceBuckets> stat_gp_buckets_{};
+    // Callbacks the callback thread holds (its last pass).
+    std::atomic<std::uint64_t> stat_worker_pending_{0};
 
 private:
     // grace_period.cpp
     void drive_until(std::uint64_t cookie, bool expedited);
+    void record_gp_latency(std::uint64_t ns) noexcept;
     bool batch_hurry() noexcept;
     void drive_one(bool expedited);
     void wait_preemptible(bool expedited);

@@ -8,6 +8,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include <quiesce/base/futex.hpp>
 #include "domain_impl.hpp"
@@ -64,6 +65,7 @@ void DomainImpl::drive_until(std::uint64_t cookie, bool expedited) {
 }
 
 void DomainImpl::drive_one(bool expedited) {
+    const auto started = std::chrono::steady_clock::now();
     std::uint64_t seq = gp_seq_.load(std::memory_order_relaxed);  // relaxed: we hold gp_mutex_
     QUIESCE_ASSERT((seq & 1) == 0, "a grace period is already running");
     gp_seq_.store(seq + 1, std::memory_order_relaxed);  // relaxed: ordered by [G0]
@@ -75,6 +77,22 @@ void DomainImpl::drive_one(bool expedited) {
     wait_preemptible(expedited);
     start_qsbr_wait();
     wait_complete(seq + 2, expedited);
+    record_gp_latency(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - started)
+                                       .count()));
+}
+
+void DomainImpl::record_gp_latency(std::uint64_t ns) noexcept {
+    // relaxed: statistics; only the driver (under gp_mutex_) writes them.
+    stat_gp_ns_total_.fetch_add(ns, std::memory_order_relaxed);
+    if (ns > stat_gp_ns_max_.load(std::memory_order_relaxed))
+        stat_gp_ns_max_.store(ns, std::memory_order_relaxed);
+    std::size_t bucket = 0;
+    for (std::uint64_t bound = DomainStats::kGraceBucketBoundNs;
+         ns >= bound && bucket + 1 < DomainStats::kGraceBuckets; bound <<= 1)
+        ++bucket;
+    stat_gp_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
 }
 
 void DomainImpl::smp_mb_master() noexcept {

@@ -188,6 +188,19 @@ const std::string& QsbrReader::name() const noexcept {
     return state_->name;
 }
 
+namespace {
+
+// What stats() reports as this reader's pending callbacks; a store only when
+// the count changed.
+void publish_pending(detail::QsbrState& state) noexcept {
+    const std::uint64_t now = state.callbacks.size();
+    if (now == state.pending_published) return;
+    state.pending_published = now;
+    state.pending.store(now, std::memory_order_relaxed);  // relaxed: a statistic
+}
+
+}  // namespace
+
 std::size_t QsbrReader::process_callbacks(std::size_t budget) noexcept {
     detail::QsbrState& state = *state_;
     state.calls_since_process = 0;
@@ -202,7 +215,10 @@ std::size_t QsbrReader::process_callbacks(std::size_t budget) noexcept {
         state.barrier_requested.store(false, std::memory_order_relaxed);  // under cb_mutex
     }
     detail::SegList& list = state.callbacks;
-    if (list.empty()) return 0;
+    if (list.empty()) {
+        publish_pending(state);
+        return 0;
+    }
     detail::DomainImpl& impl = domain_->impl();
     list.advance(impl.completed_seq());
     if (!list.next_empty()) {
@@ -219,6 +235,7 @@ std::size_t QsbrReader::process_callbacks(std::size_t budget) noexcept {
         head->func(head);
         ++ran;
     }
+    publish_pending(state);
     return ran;
 }
 

@@ -110,6 +110,7 @@ void DomainImpl::worker_main() {
                 stat_worker_invoked_.fetch_add(1, std::memory_order_relaxed);  // relaxed: counter
             head->func(head);
         }
+        stat_worker_pending_.store(local.size(), std::memory_order_relaxed);  // relaxed: statistic
         if (!local.empty() || !incoming_.empty()) continue;
 
         std::unique_lock lock(queue_mutex_);

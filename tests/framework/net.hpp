@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -55,7 +56,10 @@ public:
     /// Reads exactly `size` bytes (fewer at EOF).
     std::string receive(std::size_t size) {
         std::string out(size, '\0');
-        std::size_t got = 0;
+        // What receive_line() read past its line comes first.
+        std::size_t got = std::min(size, pending_.size());
+        pending_.copy(out.data(), got);
+        pending_.erase(0, got);
         while (got < size) {
             ssize_t n = ::recv(fd_, out.data() + got, size - got, 0);
             if (n < 0 && errno == EINTR) continue;
@@ -88,7 +92,8 @@ public:
     [[nodiscard]] bool eof() const noexcept { return eof_; }
     /// Reads until EOF (or an error, or the 20 s receive timeout).
     std::string receive_all() {
-        std::string out;
+        std::string out = std::move(pending_);
+        pending_.clear();
         char chunk[65536];
         for (;;) {
             ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);

@@ -79,6 +79,15 @@ std::vector<std::string> check_exposition(const std::string& text) {
         std::string value = line.substr(space + 1);
         std::string name = key.substr(0, key.find('{'));
         if (!metric_name(name)) problems.push_back("bad metric name" + where);
+        // A histogram's samples are its family name + _bucket, _sum, _count.
+        for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+            const std::string tail(suffix);
+            if (types.count(name) == 0 && name.size() > tail.size() &&
+                name.compare(name.size() - tail.size(), tail.size(), tail) == 0) {
+                std::string family = name.substr(0, name.size() - tail.size());
+                if (types.count(family) != 0 && types[family] == "histogram") name = family;
+            }
+        }
         if (types.count(name) == 0) problems.push_back("sample before its TYPE" + where);
         if (helped.count(name) == 0) problems.push_back("sample without HELP" + where);
         if (key.find('{') != std::string::npos) {

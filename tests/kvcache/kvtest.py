@@ -1,5 +1,5 @@
 """What the kvcache test scripts (differential.py, pymemcache_test.py,
-scale_out_test.py, memccapable_test.py) share: starting kvcache, memcached
+scale_out_test.py, memccapable_test.py), and the httpd ones, share: starting kvcache, memcached
 and nutcracker on loopback ports of their own, the registry of those child
 processes (killed, and their logs removed, however the script ends), the
 hard time limit, the check/result helpers and the skip (exit 77) logic.
@@ -14,6 +14,7 @@ then runs `kvtest.run_script(main)` as its __main__.
 import importlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,6 +115,12 @@ def new_tempfile(prefix, suffix):
     return f.name
 
 
+def new_tempdir(prefix):
+    path = tempfile.mkdtemp(prefix=prefix)
+    TEMPFILES.append(path)
+    return path
+
+
 def spawn(name, cmd, log, stdout_to_log=False, stderr_to_log=True):
     """Starts `cmd` as a registered child; what it prints goes to `log`
     (stderr, and stdout too if asked) or nowhere."""
@@ -138,6 +145,21 @@ def wait_listening(port, proc, name, seconds=10):
     raise Failure("%s is not listening on %d after %d s" % (name, port, seconds))
 
 
+def port_from_log(proc, log, pattern, name, seconds=15, said=""):
+    """The port a child logs: the first group of regex `pattern` in its log,
+    waited for up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(log, errors="replace") as f:
+            m = re.search(pattern, f.read())
+        if m:
+            return int(m.group(1))
+        if proc.poll() is not None:
+            raise Failure("%s exited with %s before listening%s" % (name, proc.returncode, said))
+        time.sleep(0.02)
+    raise Failure("%s did not log its port within %d s%s" % (name, seconds, said))
+
+
 def start_kvcache(binary, *args, connect=False, cmd_in_errors=False):
     """kvcache on 127.0.0.1 -p 0 with `args`: (Popen, the port it logs in
     'listening on 127.0.0.1:PORT'). With `connect`, also waits until that
@@ -147,20 +169,11 @@ def start_kvcache(binary, *args, connect=False, cmd_in_errors=False):
     cmd = [binary, "-p", "0", "-l", "127.0.0.1"] + [str(a) for a in args]
     proc = spawn("kvcache", cmd, log)
     said = (": %s" % cmd) if cmd_in_errors else ""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with open(log, errors="replace") as f:
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
-        if m:
-            port = int(m.group(1))
-            if connect:
-                wait_listening(port, proc, "kvcache", 15)
-            print("started: %s  (port %d, pid %d)" % (" ".join(cmd), port, proc.pid), flush=True)
-            return proc, port
-        if proc.poll() is not None:
-            raise Failure("kvcache exited with %s before listening%s" % (proc.returncode, said))
-        time.sleep(0.02)
-    raise Failure("kvcache did not log its port within 15 s%s" % said)
+    port = port_from_log(proc, log, r"listening on 127\.0\.0\.1:(\d+)", "kvcache", 15, said)
+    if connect:
+        wait_listening(port, proc, "kvcache", 15)
+    print("started: %s  (port %d, pid %d)" % (" ".join(cmd), port, proc.pid), flush=True)
+    return proc, port
 
 
 def start_memcached(binary, *args):
@@ -211,6 +224,9 @@ def dump_logs():
 
 def remove_tempfiles():
     for f in TEMPFILES:
+        if os.path.isdir(f) and not os.path.islink(f):
+            shutil.rmtree(f, ignore_errors=True)
+            continue
         try:
             os.unlink(f)
         except OSError:

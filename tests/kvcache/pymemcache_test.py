@@ -26,8 +26,11 @@ their own (-p 0, the port is read from the log line) and checks:
 
 Exit 0 on success, 1 on failure, 77 only if pymemcache is not installed.
 """
+import http.client
+import json
 import os
 import random
+import re
 import socket
 import struct
 import sys
@@ -473,6 +476,26 @@ def test_udp_large_request(udp_port):
         check(reply == b"VALUE uz 0 4000\r\n" + payload + b"\r\nEND\r\n", "UDP get uz")
 
 
+def test_admin(proc):
+    """--admin: the runtime's statistics over HTTP, next to the memcached port."""
+    print("[--admin: /stats and /metrics over HTTP]", flush=True)
+    log = [entry[2] for entry in kvtest.CHILDREN if entry[1] is proc][0]
+    with open(log, errors="replace") as f:
+        m = re.search(r"admin endpoint: http://127\.0\.0\.1:(\d+)/dashboard", f.read())
+    check(m is not None, "kvcache logs its admin endpoint", fatal=True)
+    conn = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=10)
+    conn.request("GET", "/stats")
+    reply = conn.getresponse()
+    stats = json.loads(reply.read())
+    check(reply.status == 200 and stats["name"] == "kvcache" and len(stats["loops"]) == 2,
+          "/stats: kvcache's runtime, two loops")
+    conn.request("GET", "/metrics")
+    check(b"quiesce_connections_open" in conn.getresponse().read(), "/metrics")
+    conn.request("GET", "/dashboard")
+    check(b"<canvas" in conn.getresponse().read(), "/dashboard")
+    conn.close()
+
+
 def main():
     binary = kvtest.kvcache_binary("pymemcache_test.py KVCACHE_BINARY")
     if binary is None:
@@ -480,8 +503,9 @@ def main():
     t0 = time.monotonic()
     udp_port = kvtest.free_port(socket.SOCK_DGRAM)
     proc, port = start_kvcache(binary, "-t", "2", "-m", "64", "-I", "1m", "-U", udp_port,
-                               cmd_in_errors=True)
+                               "--admin", "127.0.0.1:0", cmd_in_errors=True)
     test_basic(port)
+    test_admin(proc)
     test_serde(port)
     test_large(port)
     test_stats(port, proc, 2, 64)

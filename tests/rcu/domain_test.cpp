@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <quiesce/rcu/rcu.hpp>
@@ -54,6 +56,34 @@ TEST_CASE("start_grace_period is driven by the domain without a waiting caller",
     rcu::GpCookie cookie = domain.start_grace_period();
     CHECK(wait_until([&] { return domain.poll(cookie); }));
     CHECK(domain.stats().grace_periods == 1);
+}
+
+TEST_CASE("grace-period latency is measured and bucketed", "[rcu][unit]") {
+    rcu::Domain domain({.name = "gp-latency"});
+    // A reader that holds a grace period up for 20 ms: its latency lands in
+    // a bucket above 16 ms.
+    std::atomic<bool> online{false};
+    std::thread late([&] {
+        rcu::QsbrReader reader(domain);
+        online.store(true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        reader.quiescent_state();
+    });
+    while (!online.load()) std::this_thread::yield();
+    domain.synchronize();
+    late.join();
+    for (int i = 0; i < 5; ++i) domain.synchronize();  // no reader: quick ones
+    rcu::DomainStats stats = domain.stats();
+    std::uint64_t counted = 0;
+    for (std::uint64_t n : stats.grace_period_buckets) counted += n;
+    CHECK(counted == stats.grace_periods);
+    CHECK(stats.grace_period_ns_max >= 20'000'000u);
+    CHECK(stats.grace_period_ns_total >= stats.grace_period_ns_max);
+    std::uint64_t slow = 0;
+    for (std::size_t i = 0; i < rcu::DomainStats::kGraceBuckets; ++i)
+        if ((rcu::DomainStats::kGraceBucketBoundNs << i) > 16'000'000u)
+            slow += stats.grace_period_buckets[i];
+    CHECK(slow >= 1);
 }
 
 TEST_CASE("concurrent synchronize callers share grace periods", "[rcu][unit]") {

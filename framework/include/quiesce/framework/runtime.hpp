@@ -77,17 +77,42 @@ struct RuntimeOptions {
     bool handle_signals = true;
     /// Thread names and logs.
     std::string name = "quiesce";
+    /// HOST:PORT of the admin endpoint (admin.hpp: /dashboard, /stats,
+    /// /metrics, /dump over HTTP); empty = none. Bind it to loopback or a
+    /// management network: it has no authentication.
+    std::string admin{};
+};
+
+/// What one loop runs at the moment stats() looked.
+struct LoopNow {
+    unsigned loop = 0;
+    bool running = false;  ///< an event of a group runs
+    std::string group{};   ///< its group's name
+    std::uint64_t group_id = 0;
+    /// How long that event has been seen running (sampled every few ms by
+    /// the stall detector: a short event shows 0).
+    double running_ms = 0;
+    std::int64_t queued = 0;  ///< groups waiting for the loop
+};
+
+/// One loop stall report (framework/README.md, "Stall reports").
+struct StallRecord {
+    double unix_time = 0;  ///< when it was reported
+    std::string text{};    ///< its first line
 };
 
 struct RuntimeStats {
+    std::string name{};  ///< RuntimeOptions::name
     std::uint64_t connections_open = 0;
     std::uint64_t connections_accepted = 0;
     std::uint64_t connections_refused = 0;  ///< over max_connections
     std::uint64_t accept_pauses = 0;        ///< EMFILE/ENFILE back-offs
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
-    std::uint64_t stall_reports = 0;  ///< loop stalls reported
-    std::string last_stall{};         ///< the last report's first line
+    std::uint64_t stall_reports = 0;           ///< loop stalls reported
+    std::string last_stall{};                  ///< the last report's first line
+    std::vector<StallRecord> recent_stalls{};  ///< the last 16, oldest first
+    std::vector<LoopNow> loops_now{};          ///< what each loop runs now
     double uptime_seconds = 0;
     sched::SchedulerStats scheduler{};
     rcu::DomainStats rcu{};
@@ -142,6 +167,8 @@ public:
     [[nodiscard]] sched::Scheduler& scheduler() noexcept { return *scheduler_; }
     [[nodiscard]] pollers::FdPoller& fds() noexcept { return *fds_; }
     [[nodiscard]] pollers::SignalPoller& signals() noexcept { return *signals_; }
+    /// The admin endpoint's listener (RuntimeOptions::admin), or null.
+    [[nodiscard]] const tcp::Listener* admin() const noexcept { return admin_; }
     /// The soft RLIMIT_NOFILE after start (raised to the hard limit).
     [[nodiscard]] std::uint64_t descriptor_limit() const noexcept { return descriptor_limit_; }
 
@@ -160,6 +187,7 @@ private:
     std::unique_ptr<sched::Scheduler> scheduler_;
     std::unique_ptr<pollers::FdPoller> fds_;
     std::unique_ptr<Internal> internal_;
+    tcp::Listener* admin_ = nullptr;
 };
 
 }  // namespace quiesce

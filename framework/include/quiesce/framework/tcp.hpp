@@ -109,6 +109,9 @@ struct ListenerOptions {
     unsigned accept_batch = 64;
     /// Logs and group names ("NAME 127.0.0.1:7000", "NAME conn 17").
     std::string name = "tcp";
+    /// Logs "listening on ADDR" once bound (the line scripts look for to
+    /// learn a port 0 listener's port). The admin endpoint says its own.
+    bool announce = true;
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>()>;

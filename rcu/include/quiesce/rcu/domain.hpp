@@ -25,6 +25,7 @@
 
 #include <quiesce/base/config.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -119,6 +120,21 @@ struct DomainStats {
     std::uint64_t callback_warnings = 0;
     std::uint64_t qsbr_readers = 0;         ///< registered now
     std::uint64_t preemptible_readers = 0;  ///< registered now
+    /// Grace-period latency: from the start of a grace period to its driver
+    /// seeing it complete (the wait a synchronize() caller sees, less the
+    /// time spent queued behind other grace periods).
+    std::uint64_t grace_period_ns_total = 0;
+    std::uint64_t grace_period_ns_max = 0;
+    /// Histogram of those latencies: bucket i counts grace periods that took
+    /// less than kGraceBucketBoundNs << i ns (and at least the bound of
+    /// bucket i - 1); the last bucket counts every longer one.
+    static constexpr std::size_t kGraceBuckets = 16;
+    static constexpr std::uint64_t kGraceBucketBoundNs = 4096;  ///< ~4 us
+    std::array<std::uint64_t, kGraceBuckets> grace_period_buckets{};
+    /// Callbacks waiting for a grace period or to run, as their owners last
+    /// published it: each QSBR reader after its process_callbacks(), the
+    /// callback thread after each pass.
+    std::uint64_t callbacks_pending = 0;
 };
 
 class Domain {
