@@ -182,47 +182,6 @@ std::string_view content_type(std::string_view name) noexcept {
     return "application/octet-stream";
 }
 
-std::optional<ByteRange> parse_range(std::string_view value, std::uint64_t size,
-                                     bool& unsatisfiable) noexcept {
-    unsatisfiable = false;
-    if (!value.starts_with("bytes=")) return {};
-    value.remove_prefix(6);
-    if (value.find(',') != std::string_view::npos) return {};  // several ranges: send it all
-    const std::size_t dash = value.find('-');
-    if (dash == std::string_view::npos) return {};
-    auto number = [](std::string_view text, std::uint64_t& out) {
-        if (text.empty()) return false;
-        auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
-        return error == std::errc() && end == text.data() + text.size();
-    };
-    const std::string_view first_text = value.substr(0, dash);
-    const std::string_view last_text = value.substr(dash + 1);
-    ByteRange range;
-    if (first_text.empty()) {  // "-N": the last N bytes
-        std::uint64_t suffix = 0;
-        if (!number(last_text, suffix)) return {};
-        if (suffix == 0 || size == 0) {
-            unsatisfiable = true;
-            return {};
-        }
-        range.first = size - std::min(suffix, size);
-        range.last = size - 1;
-        return range;
-    }
-    if (!number(first_text, range.first)) return {};
-    if (last_text.empty()) {
-        range.last = size == 0 ? 0 : size - 1;
-    } else if (!number(last_text, range.last) || range.last < range.first) {
-        return {};  // malformed: ignored, as RFC 9110 says
-    }
-    if (range.first >= size) {
-        unsatisfiable = true;
-        return {};
-    }
-    range.last = std::min(range.last, size - 1);
-    return range;
-}
-
 std::unique_ptr<Config> load_config(const std::filesystem::path& path) {
     auto config = std::make_unique<Config>();
     if (path.empty()) return config;
@@ -410,7 +369,7 @@ void Httpd::serve_file(http::Responder responder) {
     std::uint64_t length = size;
     if (auto range_header = request.header("Range")) {
         bool unsatisfiable = false;
-        if (auto range = parse_range(*range_header, size, unsatisfiable)) {
+        if (auto range = http::parse_byte_range(*range_header, size, unsatisfiable)) {
             first = range->first;
             length = range->last - range->first + 1;
             response.status = 206;

@@ -87,14 +87,4 @@ std::unique_ptr<Config> load_config(const std::filesystem::path& path);
 /// The Content-Type for a file name's extension.
 std::string_view content_type(std::string_view name) noexcept;
 
-/// A single byte range of a `size`-byte file from a Range header value:
-/// nullopt when the header is not one satisfiable byte range we serve
-/// (then `unsatisfiable` says whether to answer 416).
-struct ByteRange {
-    std::uint64_t first = 0;
-    std::uint64_t last = 0;  // inclusive
-};
-std::optional<ByteRange> parse_range(std::string_view value, std::uint64_t size,
-                                     bool& unsatisfiable) noexcept;
-
 }  // namespace httpd

@@ -140,6 +140,26 @@ TEST_CASE("http helpers: dates, percent-decoding, reasons", "[framework][http]")
     CHECK_FALSE(http::percent_decode("/a%zz"));
     CHECK_FALSE(http::percent_decode("/a%00b"));
     CHECK(http::reason(431) == "Request Header Fields Too Large");
+
+    bool unsatisfiable = false;
+    auto range = http::parse_byte_range("bytes=0-4", 10, unsatisfiable);
+    REQUIRE(range);
+    CHECK((range->first == 0 && range->last == 4));
+    range = http::parse_byte_range("bytes=5-", 10, unsatisfiable);
+    CHECK((range && range->first == 5 && range->last == 9));
+    range = http::parse_byte_range("bytes=-3", 10, unsatisfiable);
+    CHECK((range && range->first == 7 && range->last == 9));
+    range = http::parse_byte_range("bytes=2-100", 10, unsatisfiable);
+    CHECK((range && range->first == 2 && range->last == 9));
+    CHECK_FALSE(http::parse_byte_range("bytes=10-", 10, unsatisfiable));
+    CHECK(unsatisfiable);
+    CHECK_FALSE(http::parse_byte_range("bytes=-0", 10, unsatisfiable));
+    CHECK(unsatisfiable);
+    for (const char* ignored :
+         {"bytes=3-1", "bytes=0-1,3-4", "items=0-1", "bytes=x-2", "bytes=1"}) {
+        CHECK_FALSE(http::parse_byte_range(ignored, 10, unsatisfiable));
+        CHECK_FALSE(unsatisfiable);
+    }
 }
 
 TEST_CASE("http: GET, HEAD, keep-alive and the server's headers", "[framework][http]") {

@@ -55,6 +55,10 @@ class Runtime;
 
 namespace quiesce::http {
 
+namespace detail {
+class RequestParser;
+}
+
 using Header = std::pair<std::string, std::string>;
 
 class Request {
@@ -82,8 +86,7 @@ public:
     [[nodiscard]] bool is_head() const noexcept { return method_ == "HEAD"; }
 
 private:
-    friend class Session;
-    friend struct RequestBuilder;
+    friend class detail::RequestParser;
     std::string method_;
     std::string target_;
     std::string path_;
@@ -118,6 +121,18 @@ struct Response {
 [[nodiscard]] std::optional<std::int64_t> parse_http_date(std::string_view text) noexcept;
 /// Decodes %XX escapes (and nothing else); nullopt for a bad escape or NUL.
 [[nodiscard]] std::optional<std::string> percent_decode(std::string_view text);
+
+/// One byte range of a `size`-byte body (first and last inclusive).
+struct ByteRange {
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+};
+/// The range a `Range` header value asks for, if it is one satisfiable
+/// `bytes=A-B`, `bytes=A-` or `bytes=-N`. nullopt otherwise: several ranges
+/// or a malformed value (serve the whole body, as RFC 9110 allows), or, with
+/// `unsatisfiable` set, a range past the end (answer 416).
+[[nodiscard]] std::optional<ByteRange> parse_byte_range(std::string_view value, std::uint64_t size,
+                                                        bool& unsatisfiable) noexcept;
 
 class Session;
 
