@@ -170,8 +170,12 @@ def compare(servers, name, path, connections, seconds, rounds, script=None, scri
     t_rps = statistics.median(x[0] for x in theirs)
     o_p99 = statistics.median(x[1] for x in ours)
     t_p99 = statistics.median(x[1] for x in theirs)
-    print("| %s | %.0f | %.0f | %.2fx | %.2f ms | %.2f ms | %.2fx |" %
-          (name, o_rps, t_rps, o_rps / t_rps, o_p99, t_p99, t_p99 / o_p99), flush=True)
+    if o_p99 > 0 and t_p99 > 0:
+        latency = "%.2f ms | %.2f ms | %.2fx" % (o_p99, t_p99, t_p99 / o_p99)
+    else:  # wrk's percentiles are not kept for pipelined requests
+        latency = "n/a | n/a | n/a"
+    print("| %s | %.0f | %.0f | %.2fx | %s |" % (name, o_rps, t_rps, o_rps / t_rps, latency),
+          flush=True)
 
 
 def fairness(servers, seconds, slice_args, label):

@@ -60,16 +60,21 @@ TEST_CASE("start_grace_period is driven by the domain without a waiting caller",
 
 TEST_CASE("grace-period latency is measured and bucketed", "[rcu][unit]") {
     rcu::Domain domain({.name = "gp-latency"});
-    // A reader that holds a grace period up for 20 ms: its latency lands in
-    // a bucket above 16 ms.
+    // A reader that holds a grace period up: it reports its quiescent state
+    // 40 ms after the updater is about to start one, so that grace period
+    // takes at least 40 ms less the moment it took to start (well under 20
+    // ms, even under a sanitizer).
     std::atomic<bool> online{false};
+    std::atomic<bool> syncing{false};
     std::thread late([&] {
         rcu::QsbrReader reader(domain);
         online.store(true);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        while (!syncing.load()) std::this_thread::yield();
+        std::this_thread::sleep_for(std::chrono::milliseconds(40));
         reader.quiescent_state();
     });
     while (!online.load()) std::this_thread::yield();
+    syncing.store(true);
     domain.synchronize();
     late.join();
     for (int i = 0; i < 5; ++i) domain.synchronize();  // no reader: quick ones
