@@ -112,6 +112,13 @@ std::shared_ptr<http::Router> test_router() {
         };
         (*next)(0);
     });
+    // Replies 500 ms later, from a timer of the connection's group.
+    router->get("/slow", [](http::Responder r) {
+        auto holder = std::make_shared<http::Responder>(std::move(r));
+        (void)holder->group().after(std::chrono::milliseconds(500), [holder] {
+            holder->send(http::Response::text(200, "slow\n"));
+        });
+    });
     router->get("/throw", [](http::Responder) { throw std::runtime_error("handler failed"); });
     router->get("/drop", [](http::Responder) {});
     return router;
@@ -321,6 +328,21 @@ TEST_CASE("http: a request head that dribbles in is cut off", "[framework][http]
     CHECK(get(patient, "/").status == 200);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     CHECK(get(patient, "/").status == 200);
+}
+
+TEST_CASE("http: a pipelined head behind a slow reply times out after it", "[framework][http]") {
+    http::ServerOptions options;
+    options.header_timeout = std::chrono::milliseconds(300);
+    Server server(options);
+    Client client(server.address());
+    // The second head never completes. It waits unparsed while the first
+    // reply is pending; once that is sent, the parser takes it and its
+    // timer runs.
+    client.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n");
+    CHECK(read_reply(client).body == "slow\n");
+    Reply reply = read_reply(client);
+    CHECK(reply.status == 408);
+    CHECK(client.closed_within(2000));
 }
 
 TEST_CASE("http: streamed bodies wait for the output to drain", "[framework][http]") {

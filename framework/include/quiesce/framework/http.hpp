@@ -30,7 +30,8 @@
 // closes.
 //
 // Threading: Router is read-only once listening (any thread); Responder
-// members on the connection's group, except defer() (any thread).
+// members, its destructor included, on the connection's group, except
+// defer() (any thread: it moves the Responder into the event it posts).
 #pragma once
 
 #include <quiesce/base/config.hpp>
