@@ -57,8 +57,9 @@ struct FileSend : std::enable_shared_from_this<FileSend> {
           fd(descriptor),
           offset(from),
           remaining(length),
-          buffer(new char[std::min<std::uint64_t>(chunk, std::max<std::uint64_t>(length, 1))]),
-          size(std::min<std::uint64_t>(chunk, std::max<std::uint64_t>(length, 1))),
+          size(static_cast<std::size_t>(
+              std::min<std::uint64_t>(chunk, std::max<std::uint64_t>(length, 1)))),
+          buffer(new char[size]),
           aio(poller) {}
     ~FileSend() { ::close(fd); }
     FileSend(const FileSend&) = delete;
@@ -95,8 +96,8 @@ struct FileSend : std::enable_shared_from_this<FileSend> {
     int fd;
     std::uint64_t offset;
     std::uint64_t remaining;
+    std::size_t size;  // of the buffer: one AIO read
     std::unique_ptr<char[]> buffer;
-    std::size_t size;
     quiesce::pollers::AioPoller& aio;
 };
 
@@ -251,7 +252,6 @@ bool Httpd::reload_config() {
     }
     const Config* old = config_.exchange(fresh.release());
     quiesce::rcu::Domain::default_domain().retire(old);  // readers may still hold it
-    ++reloads_;
     spdlog::info("httpd: configuration reloaded from {}", options_.config.string());
     return true;
 }

@@ -60,7 +60,6 @@ public:
     /// Reloads on SIGHUP (the signal must be blocked in every thread: block
     /// it before the runtime starts).
     void reload_on_sighup();
-    [[nodiscard]] std::uint64_t reloads() const noexcept { return reloads_; }
 
 private:
     void add_routes();
@@ -75,7 +74,6 @@ private:
     std::shared_ptr<quiesce::http::Router> router_;
     quiesce::rcu::Ptr<const Config> config_;
     std::mutex reload_mutex_;  // one reload at a time
-    std::uint64_t reloads_ = 0;
     quiesce::sched::Group control_;
     quiesce::pollers::SignalSubscription on_sighup_;
 };

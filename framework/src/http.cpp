@@ -9,9 +9,6 @@
 #include <quiesce/framework/http.hpp>
 
 #include <algorithm>
-#include <cctype>
-#include <cstring>
-#include <ctime>
 #include <exception>
 #include <string>
 
@@ -59,13 +56,9 @@ public:
             drained_ = nullptr;
             fn();
         }
-        if (waiting_drain_) {
-            waiting_drain_ = false;
-            pump();
-        }
     }
     void closed() noexcept {
-        closed_.store(true, std::memory_order_release);  // [HS1] pairs with [HS2] in open()
+        closed_.store(true, std::memory_order_release);  // [HS1] pairs with [HS2] in is_open()
         conn_ = nullptr;
         header_timer_.cancel();
         drained_ = nullptr;
@@ -79,8 +72,7 @@ public:
     const sched::Group& group() const noexcept { return group_; }
     std::weak_ptr<tcp::Connection> weak_connection() const { return weak_conn_; }
 
-    void send_head(std::uint64_t seq, const Response& response, std::uint64_t length,
-                   bool has_body);
+    void send_head(std::uint64_t seq, const Response& response, std::uint64_t length);
     void send_body(std::uint64_t seq, std::string_view data);
     void send_body(std::uint64_t seq, Buffer& data);
     void end_reply(std::uint64_t seq, bool complete);
@@ -109,9 +101,8 @@ private:
     std::atomic<bool> closed_{false};
     bool busy_ = false;  // a request waits for its reply
     bool pumping_ = false;
-    bool waiting_drain_ = false;
-    bool resume_posted_ = false;
-    bool must_close_ = false;  // close after the reply under way
+    bool resume_posted_ = false;  // pump() waits for the output to drain
+    bool must_close_ = false;     // close after the reply under way
     bool eof_ = false;
     bool paused_reading_ = false;
 };
@@ -121,20 +112,13 @@ void Session::pump() {
     pumping_ = true;
     while (conn_ != nullptr && !busy_ && !conn_->closing()) {
         if (conn_->output_size() > options_->high_water) {
-            // Hold the rest until the replies drain. Decide after this
-            // event's writes were flushed (the posted event), so that
-            // on_drain() is sure to come if they still wait then.
+            // Hold the rest until the replies drain (no reply is under
+            // way, so the drain slot is free).
             if (!resume_posted_) {
                 resume_posted_ = true;
-                std::weak_ptr<Session> weak = weak_from_this();
-                conn_->post([weak](tcp::Connection& conn) {
-                    auto self = weak.lock();
-                    if (!self) return;
-                    self->resume_posted_ = false;
-                    if (conn.output_size() > self->options_->high_water)
-                        self->waiting_drain_ = true;  // on_drain() resumes
-                    else
-                        self->pump();
+                when_drained([this] {
+                    resume_posted_ = false;
+                    pump();
                 });
             }
             break;
@@ -236,8 +220,7 @@ void Session::manage_header_timer() {
     });
 }
 
-void Session::send_head(std::uint64_t seq, const Response& response, std::uint64_t length,
-                        bool has_body) {
+void Session::send_head(std::uint64_t seq, const Response& response, std::uint64_t length) {
     if (!current(seq)) return;
     detail::HeadContext context;
     context.server = options_->server;
@@ -245,7 +228,6 @@ void Session::send_head(std::uint64_t seq, const Response& response, std::uint64
     context.close = must_close_ || eof_;
     context.http10 = request_.version_minor() == 0;
     context.head_request = request_.is_head();
-    context.with_body = has_body;
     conn_->write(detail::format_head(response, length, context));
 }
 
@@ -275,7 +257,8 @@ void Session::when_drained(std::function<void()> fn) {
     if (conn_ == nullptr) return;
     // Decided in a later event, after this one's writes were flushed: if
     // the output still exceeds the high-water mark then, the connection is
-    // back-pressured and on_drain() will come.
+    // back-pressured and on_drain() will come. `fn` runs only while the
+    // session is alive and open (closed() drops a stored one).
     std::weak_ptr<Session> weak = weak_from_this();
     conn_->post([weak, fn = std::move(fn)](tcp::Connection& conn) mutable {
         auto self = weak.lock();
@@ -335,7 +318,7 @@ const Request& Responder::request() const noexcept {
 void Responder::send(Response response) {
     if (state_ != kPending) return;
     state_ = kDone;
-    session_->send_head(seq_, response, response.body.size(), true);
+    session_->send_head(seq_, response, response.body.size());
     session_->end_reply(seq_, true);
 }
 
@@ -346,7 +329,7 @@ void Responder::start(Response response, std::uint64_t content_length) {
         session_->request().is_head()
             ? 0  // the head only
             : content_length - std::min<std::uint64_t>(content_length, response.body.size());
-    session_->send_head(seq_, response, content_length, true);
+    session_->send_head(seq_, response, content_length);
     if (remaining_ == 0) finish();
 }
 
@@ -371,7 +354,7 @@ void Responder::finish() {
 }
 
 void Responder::when_drained(std::function<void()> fn) {
-    if (session_) session_->when_drained(std::move(fn));
+    if (state_ == kStreaming) session_->when_drained(std::move(fn));
 }
 
 bool Responder::defer(std::function<void(Responder&)> fn) && {
@@ -467,13 +450,18 @@ tcp::HandlerFactory handler_factory(std::shared_ptr<const Router> router, Server
     };
 }
 
-tcp::Listener& listen(Runtime& runtime, std::string_view address,
-                      std::shared_ptr<const Router> router, ServerOptions options) {
+tcp::ListenerOptions listener_options(const ServerOptions& options) {
     tcp::ListenerOptions listener;
     listener.name = options.name;
     listener.connection.idle_timeout = options.keep_alive_timeout;
     listener.connection.high_water = options.high_water;
     listener.connection.low_water = options.low_water;
+    return listener;
+}
+
+tcp::Listener& listen(Runtime& runtime, std::string_view address,
+                      std::shared_ptr<const Router> router, ServerOptions options) {
+    tcp::ListenerOptions listener = listener_options(options);
     return runtime.listen(address, handler_factory(std::move(router), std::move(options)),
                           listener);
 }

@@ -162,10 +162,8 @@ Runtime::Runtime(RuntimeOptions options) : options_(std::move(options)) {
         auto router = std::make_shared<http::Router>();
         add_admin_routes(*router, *this);
         http::ServerOptions server{.keep_alive_timeout = std::chrono::seconds(30), .name = "admin"};
-        tcp::ListenerOptions listener{.name = "admin", .announce = false};
-        listener.connection.idle_timeout = server.keep_alive_timeout;
-        listener.connection.high_water = server.high_water;
-        listener.connection.low_water = server.low_water;
+        tcp::ListenerOptions listener = http::listener_options(server);
+        listener.announce = false;  // its own line below says where it is
         admin_ = &listen(options_.admin, http::handler_factory(router, server), listener);
         detail::logger().info("admin endpoint: http://{}/dashboard (also /stats, /metrics, /dump)",
                               admin_->address().to_string());

@@ -158,8 +158,9 @@ public:
     /// Ends a reply begun with start(). A reply that wrote fewer bytes than
     /// it announced closes the connection (the client sees a short body).
     void finish();
-    /// Runs `fn` once the connection's queued output is below its low-water
-    /// mark (at once if it is): for a handler that streams a large body.
+    /// Between start() and finish(): runs `fn` once the connection's queued
+    /// output is below its low-water mark (soon if it is already): for a
+    /// handler that streams a large body.
     void when_drained(std::function<void()> fn);
     /// Runs `fn(responder)` as a later event of the connection's group (a
     /// long job that gives way). Thread: any. False (fn dropped, nothing
@@ -229,6 +230,10 @@ struct ServerOptions {
 /// Serves `router` on `address` (as Runtime::listen()). Thread: any.
 tcp::Listener& listen(Runtime& runtime, std::string_view address,
                       std::shared_ptr<const Router> router, ServerOptions options = {});
+
+/// The listener options listen() uses: the keep-alive timeout as the idle
+/// timeout, the high- and low-water marks, the name.
+[[nodiscard]] tcp::ListenerOptions listener_options(const ServerOptions& options);
 
 /// The handler factory listen() uses, for a listener set up by hand.
 [[nodiscard]] tcp::HandlerFactory handler_factory(std::shared_ptr<const Router> router,
