@@ -59,10 +59,7 @@ bool Admission::acquire(bool wait) {
     std::unique_lock lock(mutex_);
     while (!closed_.load(std::memory_order_relaxed) && in_flight_ >= capacity_) {
         if (!wait) return false;
-        waiters_.push_back(sched::this_fiber::waker());
-        lock.unlock();
-        sched::this_fiber::park();
-        lock.lock();
+        waiters_.wait(lock);
     }
     if (closed_.load(std::memory_order_relaxed)) return false;
     ++in_flight_;
@@ -72,21 +69,13 @@ bool Admission::acquire(bool wait) {
 void Admission::release() noexcept {
     std::lock_guard lock(mutex_);
     --in_flight_;
-    while (!waiters_.empty()) {
-        sched::FiberWaker next = std::move(waiters_.front());
-        waiters_.pop_front();
-        if (next.wake()) break;  // a waiter whose group closed declines
-    }
+    (void)waiters_.notify_one();
 }
 
 void Admission::close() noexcept {
-    std::deque<sched::FiberWaker> waiters;
-    {
-        std::lock_guard lock(mutex_);
-        closed_.store(true, std::memory_order_relaxed);
-        waiters.swap(waiters_);
-    }
-    for (auto& waiter : waiters) (void)waiter.wake();
+    std::lock_guard lock(mutex_);
+    closed_.store(true, std::memory_order_relaxed);
+    waiters_.notify_all();
 }
 
 void Admission::open() noexcept {

@@ -12,13 +12,14 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 
 #include <quiesce/pollers/aio_poller.hpp>
 #include <quiesce/scheduler/fiber.hpp>
+
+#include "fiber_wait_queue.hpp"
 
 namespace quiesce::pollers::detail {
 
@@ -73,7 +74,7 @@ private:
     // Written under mutex_; relaxed: read without it only as a hint (a
     // request that races a close is still refused by acquire()).
     std::atomic<bool> closed_{true};
-    std::deque<sched::FiberWaker> waiters_;  // mutex_
+    FiberWaitQueue waiters_;  // mutex_
 };
 
 }  // namespace quiesce::pollers::detail

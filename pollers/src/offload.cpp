@@ -15,6 +15,7 @@
 
 #include <quiesce/base/signals.hpp>
 
+#include "fiber_wait_queue.hpp"
 #include "log.hpp"
 
 namespace quiesce::pollers {
@@ -56,15 +57,13 @@ public:
         for (std::thread& worker : workers_) worker.join();
         workers_.clear();
         std::deque<std::unique_ptr<OffloadJob>> left;
-        std::deque<sched::FiberWaker> waiters;
         {
             std::lock_guard lock(mutex_);
             left.swap(jobs_);
             queued_.store(0, std::memory_order_relaxed);  // relaxed: a hint
-            waiters.swap(space_waiters_);
+            space_waiters_.notify_all();                  // they see running_ false and give up
         }
         for (auto& job : left) job.release()->deliver(/*cancelled=*/true);
-        for (auto& waiter : waiters) (void)waiter.wake();
     }
 
     bool enqueue(std::unique_ptr<OffloadJob>& job, bool wait) {
@@ -75,10 +74,7 @@ public:
                 return false;
             }
             waited_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
-            space_waiters_.push_back(sched::this_fiber::waker());
-            lock.unlock();
-            sched::this_fiber::park();  // a worker wakes the first waiter per job taken
-            lock.lock();
+            space_waiters_.wait(lock);  // a worker wakes the first waiter per job taken
         }
         if (!running_) return false;
         jobs_.push_back(std::move(job));
@@ -115,12 +111,7 @@ private:
                 queued_.store(jobs_.size(), std::memory_order_relaxed);  // relaxed: a hint
                 ++running_jobs_;
                 // A slot is free: the first fiber waiting for one may queue.
-                // A waiter whose group has closed declines; try the next.
-                while (!space_waiters_.empty()) {
-                    sched::FiberWaker room = std::move(space_waiters_.front());
-                    space_waiters_.pop_front();
-                    if (room.wake()) break;
-                }
+                (void)space_waiters_.notify_one();
             }
             job->run();
             {
@@ -153,7 +144,7 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::unique_ptr<OffloadJob>> jobs_;  // mutex_
-    std::deque<sched::FiberWaker> space_waiters_;   // mutex_
+    FiberWaitQueue space_waiters_;                  // mutex_
     std::size_t running_jobs_ = 0;                  // mutex_
     bool running_ = false;                          // mutex_
     bool stopping_ = false;                         // mutex_

@@ -143,6 +143,35 @@ TEST_CASE("fibers wait their turn for a full queue, and every call completes", "
     CHECK(pool.stats().waited > 0);
 }
 
+TEST_CASE("a fiber that saw its last answer before parking for it takes no other waiter's turn",
+          "[pollers][unit]") {
+    // The answer's wake-up stays as a permit, so the next park() of that
+    // fiber returns at once: waiting for room must not queue it twice.
+    sched::Scheduler scheduler({.threads = 2});
+    pollers::OffloadPool pool({.threads = 1, .queue_capacity = 1, .spin = 0us});
+    pool.start();
+    sched::Group group = scheduler.make_group();
+    test::Gate gate;
+    REQUIRE(pool.try_submit(
+        group, [&] { gate.block(); }, [](pollers::Outcome<void>) {}));
+    REQUIRE(gate.wait_entered());
+    REQUIRE(pool.try_submit(
+        group, [] {}, [](pollers::Outcome<void>) {}));  // the queue is full
+    std::atomic<int> answered{0};
+    scheduler.spawn([&] {
+        (void)sched::this_fiber::waker().wake();  // the permit
+        if (pool.call([] { return 1; }) == 1) answered.fetch_add(1);
+    });
+    REQUIRE(wait_until([&] { return pool.stats().waited >= 1; }));
+    scheduler.spawn([&] {
+        if (pool.call([] { return 2; }) == 2) answered.fetch_add(1);
+    });
+    REQUIRE(wait_until([&] { return pool.stats().waited >= 2; }));
+    gate.open();
+    CHECK(wait_until([&] { return answered.load() == 2; }));
+    CHECK(pool.stats().waited == 2);  // each fiber waited for room once
+}
+
 TEST_CASE("stop() cancels queued calls, joins, and fibers are told", "[pollers][unit]") {
     sched::Scheduler scheduler({.threads = 1});
     auto pool = std::make_unique<pollers::OffloadPool>(

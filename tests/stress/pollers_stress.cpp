@@ -146,13 +146,15 @@ TEST_CASE("fibers through a small offload pool and the AIO poller all get their 
     for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<unsigned char>(i * 13);
     REQUIRE(write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
 
-    sched::Scheduler scheduler({.threads = 2});
+    // The pollers outlive the scheduler: if a check below fails, the fibers
+    // still calling them unwind (and wait for their calls) before they go.
     pollers::OffloadPool pool({.threads = 2, .queue_capacity = 2});
     pool.start();
     pollers::AioPoller uring({.queue_depth = 4});
     pollers::AioPoller threads({.queue_depth = 4, .use_io_uring = false, .fallback_threads = 2});
     uring.start();
     threads.start();
+    sched::Scheduler scheduler({.threads = 2});
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> calls{0}, reads{0}, wrong{0};
     std::atomic<int> finished{0};
@@ -178,7 +180,14 @@ TEST_CASE("fibers through a small offload pool and the AIO poller all get their 
     }
     std::this_thread::sleep_for(duration);
     stop = true;
-    REQUIRE(wait_until([&] { return finished.load() == kFibers; }, 60s));
+    const bool all = wait_until([&] { return finished.load() == kFibers; }, 60s);
+    if (!all) {
+        const auto offload = pool.stats();
+        WARN("stuck: " << kFibers - finished.load() << " fibers; offload queued " << offload.queued
+                       << ", running " << offload.running << "; AIO in flight "
+                       << uring.stats().in_flight << " + " << threads.stats().in_flight);
+    }
+    REQUIRE(all);
     WARN("offload calls " << calls.load() << " (waited for room " << pool.stats().waited
                           << "), AIO reads " << reads.load()
                           << " (io_uring backend: " << pollers::to_string(uring.backend()) << ")");
