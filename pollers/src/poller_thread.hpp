@@ -58,6 +58,11 @@ public:
         reader_->process_callbacks(64);
     }
 
+    /// The thread's QSBR reader, for code that must report for it from
+    /// inside a library's own loop (the GLib poller's poll function). Thread:
+    /// this one.
+    [[nodiscard]] rcu::QsbrReader& reader() noexcept { return *reader_; }
+
 private:
     void main(Body& body) noexcept;
 

@@ -281,25 +281,35 @@ TEST_CASE("a fiber whose group closes while its read waits in the loop's ring un
     auto owned = make_aio(scheduler, Variant::kLoops);
     pollers::AioPoller& aio = *owned;
     aio.start();
-    for (int round = 0; round < 20; ++round) {
+    // Per round, on the heap: the read may also finish by itself (the loop
+    // polled its ring first), ending the round while the closer's event
+    // still runs.
+    struct Round {
         std::atomic<bool> reading{false}, closed{false};
-        sched::Group reader = scheduler.spawn(
-            [&] {
-                unsigned char buf[4096];
-                reading = true;
-                (void)aio.read_at(file.fd, buf, sizeof buf, 4096);
-            },
-            {.on_close = [&] { closed = true; }});
-        sched::Group closer = scheduler.make_group();
-        std::function<void()> close_when_reading = [&] {
-            if (!reading.load()) {
-                (void)closer.post(close_when_reading);  // not started yet: next turn
+    };
+    struct CloseWhenReading {
+        std::shared_ptr<Round> round;
+        sched::Group reader, closer;
+        void operator()() const {
+            if (!round->reading.load()) {
+                (void)closer.post(*this);  // not started yet: next turn
                 return;
             }
             (void)reader.close();
-        };
-        REQUIRE(closer.post(close_when_reading));
-        REQUIRE(wait_until([&] { return closed.load(); }, 10s));
+        }
+    };
+    for (int n = 0; n < 20; ++n) {
+        auto round = std::make_shared<Round>();
+        sched::Group reader = scheduler.spawn(
+            [round, &aio, fd = file.fd] {
+                unsigned char buf[4096];
+                round->reading = true;
+                (void)aio.read_at(fd, buf, sizeof buf, 4096);
+            },
+            {.on_close = [round] { round->closed = true; }});
+        sched::Group closer = scheduler.make_group();
+        REQUIRE(closer.post(CloseWhenReading{round, reader, closer}));
+        REQUIRE(wait_until([&] { return round->closed.load(); }, 10s));
         closer.close();
     }
     CHECK(aio.stats().in_flight == 0);

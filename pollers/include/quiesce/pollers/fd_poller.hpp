@@ -93,9 +93,9 @@ enum class CancelResult : std::uint8_t {
 
 /// How a fiber's wait ended.
 enum class WaitResult : std::uint8_t {
-    kReady,      ///< the fd is ready
-    kTimedOut,   ///< the deadline passed first
-    kCancelled,  ///< the watch was cancelled (FiberFd::cancel(), or the poller stopped)
+    kReady,        ///< the fd is ready
+    kTimedOut,     ///< the deadline passed first
+    kCancelled,    ///< the watch was cancelled (FiberFd::cancel(), or the poller stopped)
     kInterrupted,  ///< FiberFd::interrupt(): the fiber has other work (the watch stays)
 };
 

@@ -48,49 +48,12 @@
 #include <utility>
 #include <vector>
 
+#include <quiesce/pollers/outcome.hpp>
 #include <quiesce/pollers/poller.hpp>
 #include <quiesce/scheduler/fiber.hpp>
 #include <quiesce/scheduler/group.hpp>
 
 namespace quiesce::pollers {
-
-/// A value or the exception that replaced it.
-template <typename T>
-class Outcome {
-public:
-    explicit Outcome(T value) : value_(std::move(value)) {}
-    explicit Outcome(std::exception_ptr error) noexcept : error_(std::move(error)) {}
-    [[nodiscard]] bool ok() const noexcept { return !error_; }
-    /// The value; rethrows the exception if there is one.
-    T& value() & {
-        if (error_) std::rethrow_exception(error_);
-        return *value_;
-    }
-    T&& value() && {
-        if (error_) std::rethrow_exception(error_);
-        return std::move(*value_);
-    }
-    [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
-
-private:
-    std::optional<T> value_;
-    std::exception_ptr error_;
-};
-
-template <>
-class Outcome<void> {
-public:
-    Outcome() noexcept = default;
-    explicit Outcome(std::exception_ptr error) noexcept : error_(std::move(error)) {}
-    [[nodiscard]] bool ok() const noexcept { return !error_; }
-    void value() const {
-        if (error_) std::rethrow_exception(error_);
-    }
-    [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
-
-private:
-    std::exception_ptr error_;
-};
 
 struct OffloadOptions {
     /// Threads that run calls (at least 1).
@@ -176,18 +139,7 @@ template <typename F>
 struct OffloadCall {
     F fn;
     std::optional<Outcome<OffloadResult<F>>> outcome;
-    void run() noexcept {
-        try {
-            if constexpr (std::is_void_v<OffloadResult<F>>) {
-                fn();
-                outcome.emplace();
-            } else {
-                outcome.emplace(fn());
-            }
-        } catch (...) {
-            outcome.emplace(std::current_exception());
-        }
-    }
+    void run() noexcept { outcome.emplace(capture(fn)); }
     void cancel() noexcept {
         outcome.emplace(std::make_exception_ptr(
             std::system_error(std::make_error_code(std::errc::operation_canceled),
@@ -235,11 +187,6 @@ struct FiberJob final : OffloadJob {
     sched::FiberWaker waker;
     std::atomic<bool> finished{false};
 };
-
-/// A fiber unwinding (its group closed) while its call runs must not let the
-/// call write into the stack it leaves: waits until the call is done, on the
-/// loop thread (yielding the CPU, then sleeping 100 µs at a time).
-void wait_until_finished(const std::atomic<bool>& finished) noexcept;
 
 }  // namespace detail
 

@@ -25,8 +25,8 @@
 // Refused with std::invalid_argument at subscribe(): numbers outside 1..SIGRTMAX,
 // SIGKILL and SIGSTOP (they cannot be caught), the fault signals (SIGSEGV,
 // SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT), and the scheduler's tick
-// signal (SIGRTMAX-3), the stall detector's (SIGRTMAX-4). Only process-directed signals (kill(), the terminal,
-// a timer) and signals directed at the poller's thread are seen.
+// signal (SIGRTMAX-3), the stall detector's (SIGRTMAX-4). Only process-directed signals (kill(),
+// the terminal, a timer) and signals directed at the poller's thread are seen.
 //
 // Threading: subscribe() and handles from any thread; handlers run on loops.
 #pragma once
