@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <system_error>
@@ -77,6 +78,47 @@ inline void row(const char* metric, const char* unit, double ours, const char* a
     std::printf("%-44s %14.3f %-6s %-22s %14.3f   ratio %6.2fx\n", metric, ours, unit, anchor_name,
                 anchor, ratio);
     std::fflush(stdout);
+}
+
+/// A round-trip run: calls per second and their latency.
+struct RoundTrips {
+    double per_second = 0;
+    Latency latency;
+};
+
+/// The main() of a round-trip benchmark (glib_bench, qt_bench): argv gives
+/// seconds per run (1) and rounds (3); for 1 and 8 callers, runs
+/// `ours(callers, run)` and `anchor(callers, run)` alternately and prints
+/// the medians as rows against `anchor_name`.
+template <typename Ours, typename Anchor>
+int round_trip_main(int argc, char** argv, const char* title, const char* anchor_name, Ours ours,
+                    Anchor anchor) {
+    const double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
+    const int rounds = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
+    const auto run = std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+    std::printf("# %s: %s; %.1f s per run, medians of %d alternating rounds\n", title,
+                machine().c_str(), seconds, rounds);
+    const auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    for (unsigned callers : {1U, 8U}) {
+        std::vector<double> rate[2], p50[2], p99[2];
+        for (int r = 0; r < rounds; ++r) {
+            const RoundTrips got[2] = {ours(callers, run), anchor(callers, run)};
+            for (int i = 0; i < 2; ++i) {
+                rate[i].push_back(got[i].per_second);
+                p50[i].push_back(got[i].latency.p50_us);
+                p99[i].push_back(got[i].latency.p99_us);
+            }
+        }
+        std::printf("## %u caller%s (fibers on 1 loop / std::threads)\n", callers,
+                    callers == 1 ? "" : "s");
+        row("round trips/s", "/s", median(rate[0]), anchor_name, median(rate[1]), true);
+        row("round trip p50", "us", median(p50[0]), anchor_name, median(p50[1]), false);
+        row("round trip p99", "us", median(p99[0]), anchor_name, median(p99[1]), false);
+    }
+    return 0;
 }
 
 }  // namespace quiesce::bench

@@ -12,7 +12,7 @@ QUIESCE_PACKAGES=(
 # dashboard. Installed by scripts/test and scripts/bench only.
 QUIESCE_TEST_PACKAGES=(
   memcached python3-pymemcache libmemcached-tools nutcracker
-  clang-14 libclang-rt-14-dev chromium libglib2.0-dev libgtk-4-dev xvfb xdotool
+  clang-14 libclang-rt-14-dev chromium libglib2.0-dev libgtk-4-dev qt6-base-dev xvfb xdotool
 )
 
 # Installs the missing packages (apt-get update, then install -y) of

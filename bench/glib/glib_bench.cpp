@@ -27,12 +27,7 @@
 namespace quiesce::bench {
 namespace {
 
-struct Result {
-    double per_second = 0;
-    Latency latency;
-};
-
-Result ours(unsigned clients, std::chrono::milliseconds run) {
+RoundTrips ours(unsigned clients, std::chrono::milliseconds run) {
     sched::Scheduler scheduler({.threads = 1});
     pollers::GlibPoller glib;
     glib.start();
@@ -49,8 +44,8 @@ Result ours(unsigned clients, std::chrono::milliseconds run) {
             while (!stop.load(std::memory_order_relaxed)) {
                 const auto start = Clock::now();
                 (void)glib.call([] { return 1; });
-                mine.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start)
-                                   .count());
+                mine.push_back(
+                    std::chrono::duration<double, std::micro>(Clock::now() - start).count());
             }
             std::lock_guard lock(mutex);
             trips += mine.size();
@@ -67,7 +62,7 @@ Result ours(unsigned clients, std::chrono::milliseconds run) {
 }
 
 // The anchor: a GLib thread running a GMainLoop on its own context.
-Result anchor(unsigned clients, std::chrono::milliseconds run) {
+RoundTrips anchor(unsigned clients, std::chrono::milliseconds run) {
     GMainContext* context = g_main_context_new();
     GMainLoop* loop = g_main_loop_new(context, FALSE);
     std::thread gui([&] {
@@ -112,8 +107,8 @@ Result anchor(unsigned clients, std::chrono::milliseconds run) {
                 std::unique_lock lock(slot.mutex);
                 slot.cv.wait(lock, [&] { return slot.answered; });
                 lock.unlock();
-                mine.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start)
-                                   .count());
+                mine.push_back(
+                    std::chrono::duration<double, std::micro>(Clock::now() - start).count());
             }
             std::lock_guard lock(mutex);
             trips += mine.size();
@@ -132,41 +127,10 @@ Result anchor(unsigned clients, std::chrono::milliseconds run) {
     return {static_cast<double>(trips) / seconds, summarize(samples)};
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
 }  // namespace
 }  // namespace quiesce::bench
 
 int main(int argc, char** argv) {
     using namespace quiesce::bench;
-    const double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
-    const int rounds = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
-    const auto run = std::chrono::milliseconds(static_cast<long>(seconds * 1000));
-    std::printf("# glib_bench: %s; %.1f s per run, medians of %d alternating rounds\n",
-                machine().c_str(), seconds, rounds);
-    for (unsigned clients : {1U, 8U}) {
-        std::vector<double> ours_rate, ours_p50, ours_p99, their_rate, their_p50, their_p99;
-        for (int r = 0; r < rounds; ++r) {
-            const Result a = ours(clients, run);
-            const Result b = anchor(clients, run);
-            ours_rate.push_back(a.per_second);
-            ours_p50.push_back(a.latency.p50_us);
-            ours_p99.push_back(a.latency.p99_us);
-            their_rate.push_back(b.per_second);
-            their_p50.push_back(b.latency.p50_us);
-            their_p99.push_back(b.latency.p99_us);
-        }
-        std::printf("## %u caller%s (fibers on 1 loop / std::threads)\n", clients,
-                    clients == 1 ? "" : "s");
-        row("round trips/s", "/s", median(ours_rate), "g_main_context_invoke", median(their_rate),
-            true);
-        row("round trip p50", "us", median(ours_p50), "g_main_context_invoke", median(their_p50),
-            false);
-        row("round trip p99", "us", median(ours_p99), "g_main_context_invoke", median(their_p99),
-            false);
-    }
-    return 0;
+    return round_trip_main(argc, argv, "glib_bench", "g_main_context_invoke", ours, anchor);
 }

@@ -1,5 +1,6 @@
 // Outcome<T>: the value a call off the caller's thread returned, or the
-// exception it threw instead (OffloadPool, GlibPoller).
+// exception it threw instead (OffloadPool, GlibPoller, QtPoller); and the
+// fiber side of such a call.
 //
 //     pollers::Outcome<int> got = ...;
 //     if (got.ok()) use(got.value());   // value() rethrows the exception
@@ -11,9 +12,14 @@
 
 #include <atomic>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <system_error>
 #include <type_traits>
 #include <utility>
+
+#include <quiesce/scheduler/fiber.hpp>
 
 namespace quiesce::pollers {
 
@@ -77,6 +83,43 @@ template <typename F>
     } catch (...) {
         return Outcome<R>(std::current_exception());
     }
+}
+
+/// In a fiber: runs `fn()` on another thread through `post` (queues a
+/// std::function<void()> there, returns false when it cannot), parks until
+/// it has run, and returns its result or rethrows its exception. Throws
+/// std::system_error(operation_canceled) with `not_running` when `post`
+/// refuses. If the fiber unwinds meanwhile (its group closed), waits for
+/// `fn` on the way out: it may use the fiber's locals. Yields: yes.
+template <typename Post, typename F>
+std::invoke_result_t<F&> call_elsewhere(Post&& post, F&& fn, const char* not_running) {
+    using R = std::invoke_result_t<F&>;
+    struct Shared {
+        Shared(F&& f, sched::FiberWaker w) : fn(std::forward<F>(f)), waker(std::move(w)) {}
+        std::decay_t<F> fn;
+        std::optional<Outcome<R>> outcome;
+        sched::FiberWaker waker;
+        std::atomic<bool> finished{false};
+    };
+    auto shared = std::make_shared<Shared>(std::forward<F>(fn), sched::this_fiber::waker());
+    const bool queued = post(std::function<void()>([shared] {
+        shared->outcome.emplace(capture(shared->fn));
+        const sched::FiberWaker wake = shared->waker;
+        // [CE1] release, pairs with the acquire loads below and in
+        // wait_until_finished(): the outcome happens-before they read it.
+        shared->finished.store(true, std::memory_order_release);
+        (void)wake.wake();
+    }));
+    if (!queued) {
+        throw std::system_error(std::make_error_code(std::errc::operation_canceled), not_running);
+    }
+    struct Wait {
+        const std::atomic<bool>& finished;
+        ~Wait() { wait_until_finished(finished); }
+    } wait{shared->finished};
+    // [CE1] acquire, pairs with the release store above.
+    while (!shared->finished.load(std::memory_order_acquire)) sched::this_fiber::park();
+    return std::move(*shared->outcome).value();
 }
 
 }  // namespace detail

@@ -122,36 +122,9 @@ private:
 
 template <typename F>
 std::invoke_result_t<F&> GlibPoller::call(F&& fn) {
-    using R = std::invoke_result_t<F&>;
-    struct Shared {
-        Shared(F&& f, sched::FiberWaker w) : fn(std::forward<F>(f)), waker(std::move(w)) {}
-        std::decay_t<F> fn;
-        std::optional<Outcome<R>> outcome;
-        sched::FiberWaker waker;
-        std::atomic<bool> finished{false};
-    };
-    auto shared = std::make_shared<Shared>(std::forward<F>(fn), sched::this_fiber::waker());
-    const bool queued = invoke([shared] {
-        shared->outcome.emplace(detail::capture(shared->fn));
-        const sched::FiberWaker wake = shared->waker;
-        // [GL1] release, pairs with the acquire loads below and in
-        // wait_until_finished(): the outcome happens-before they read it.
-        shared->finished.store(true, std::memory_order_release);
-        (void)wake.wake();
-    });
-    if (!queued) {
-        throw std::system_error(std::make_error_code(std::errc::operation_canceled),
-                                "the GLib poller is not running");
-    }
-    // If the fiber unwinds (its group closed), `fn` may still use its
-    // locals: wait for it on the way out.
-    struct Wait {
-        const std::atomic<bool>& finished;
-        ~Wait() { detail::wait_until_finished(finished); }
-    } wait{shared->finished};
-    // [GL1] acquire, pairs with the release store above.
-    while (!shared->finished.load(std::memory_order_acquire)) sched::this_fiber::park();
-    return std::move(*shared->outcome).value();
+    return detail::call_elsewhere(
+        [this](std::function<void()> job) { return invoke(std::move(job)); }, std::forward<F>(fn),
+        "the GLib poller is not running");
 }
 
 }  // namespace quiesce::pollers

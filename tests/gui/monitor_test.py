@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""examples/gtk_monitor on a real X server: Xvfb runs it, an echo client
+"""examples/gtk_monitor and examples/qt_monitor on a real X server: Xvfb
+runs one, an echo client
 connects to the port it serves and keeps its loops busy, xdotool clicks its
 "Burn on the loops" button as a person would (the pointer, through XTEST),
 and what the window displays (its labels, written by --report after each
 refresh) must change: the connection appears, events/s rises above zero, the
 burn's progress reaches "burned"; meanwhile the echo client keeps getting
 its answers. SIGTERM then stops it with exit code 0. A screenshot of the
-window is saved (BUILD_DIR/meson-logs/gtk_monitor.png). Skipped, saying so,
-only where Xvfb or xdotool is not installed.
+window is saved (BUILD_DIR/meson-logs/gtk_monitor.png, qt_monitor.png).
+Skipped, saying so, only where Xvfb or xdotool is not installed.
 
-usage: gtk_monitor_test.py GTK_MONITOR_BINARY SCREENSHOT_PATH
+usage: monitor_test.py gtk|qt MONITOR_BINARY SCREENSHOT_PATH
 """
 import json
 import os
@@ -65,7 +66,7 @@ def wait_report(path, proc, what, predicate, seconds=20):
     last = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise kvtest.Failure("gtk_monitor exited with %s" % proc.returncode)
+            raise kvtest.Failure("the monitor exited with %s" % proc.returncode)
         report = read_report(path)
         if report is not None:
             last = report
@@ -85,30 +86,32 @@ def number(text):
 
 
 def main():
-    if len(sys.argv) < 3:
-        print("usage: gtk_monitor_test.py GTK_MONITOR_BINARY SCREENSHOT_PATH")
+    if len(sys.argv) < 4 or sys.argv[1] not in ("gtk", "qt"):
+        print("usage: monitor_test.py gtk|qt MONITOR_BINARY SCREENSHOT_PATH")
         return 1
+    toolkit = sys.argv[1]
+    name = toolkit + "_monitor"
     for tool, package in (("Xvfb", "xvfb"), ("xdotool", "xdotool")):
         if shutil.which(tool) is None:
             kvtest.skip(tool, " (apt-get install %s)" % package)
-    binary = os.path.abspath(sys.argv[1])
-    screenshot = os.path.abspath(sys.argv[2])
+    binary = os.path.abspath(sys.argv[2])
+    screenshot = os.path.abspath(sys.argv[3])
     t0 = time.monotonic()
     _, display = start_xvfb()
     env = dict(os.environ, DISPLAY=display, GDK_BACKEND="x11", GTK_A11Y="none",
-               NO_AT_BRIDGE="1", GSK_RENDERER="cairo")
+               NO_AT_BRIDGE="1", GSK_RENDERER="cairo", QT_QPA_PLATFORM="xcb")
     env.pop("WAYLAND_DISPLAY", None)
-    report_path = kvtest.new_tempfile("gtk-monitor-", ".json")
+    report_path = kvtest.new_tempfile(name + "-", ".json")
     os.unlink(report_path)
     if os.path.exists(screenshot):
         os.unlink(screenshot)
-    log = kvtest.new_tempfile("gtk-monitor-", ".log")
+    log = kvtest.new_tempfile(name + "-", ".log")
     with open(log, "w") as logf:
         proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--threads", "2",
                                  "--report", report_path, "--screenshot", screenshot],
                                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env)
-    kvtest.CHILDREN.append(("gtk_monitor", proc, log))
-    port = kvtest.port_from_log(proc, log, r"listening on 127\.0\.0\.1:(\d+)", "gtk_monitor")
+    kvtest.CHILDREN.append((name, proc, log))
+    port = kvtest.port_from_log(proc, log, r"listening on 127\.0\.0\.1:(\d+)", name)
     first = wait_report(report_path, proc, "the window reports what it shows",
                         lambda r: "burn_button" in r and len(r.get("loops", [])) == 2)
     check(len(first["loops"]) == 2, "a row per loop: %d" % len(first["loops"]))
