@@ -155,3 +155,35 @@ TEST_CASE("a loop thread cannot become the GLib thread", "[pollers][unit]") {
     CHECK(wait_until([&] { return refused.load(); }));
     CHECK_FALSE(glib.running());
 }
+
+TEST_CASE("a GLib poller stopped from its own thread starts again", "[pollers][unit]") {
+    pollers::GlibPoller glib;
+    test::check_restart_after_self_stop(glib);
+}
+
+TEST_CASE("a poll inside a dispatch (g_main_context_pending) is no quiescent state",
+          "[pollers][unit]") {
+    pollers::GlibPoller glib;
+    test::check_nested_wait_holds_grace_period(
+        glib, [&] { (void)g_main_context_pending(glib.context()); });
+}
+
+TEST_CASE("start() on a context another thread runs is refused at once", "[pollers][unit]") {
+    GMainContext* context = g_main_context_new();
+    std::atomic<bool> owned{false}, release{false};
+    std::thread owner([&] {
+        owned = g_main_context_acquire(context) != 0;
+        while (!release.load()) std::this_thread::yield();
+        g_main_context_release(context);
+    });
+    REQUIRE(wait_until([&] { return owned.load(); }));
+    {
+        pollers::GlibPoller glib({.context = context});
+        CHECK_THROWS_AS(glib.start(), std::logic_error);
+        CHECK_FALSE(glib.running());
+        CHECK_FALSE(glib.invoke([] {}));
+    }
+    release = true;
+    owner.join();
+    g_main_context_unref(context);
+}

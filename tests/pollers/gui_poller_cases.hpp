@@ -152,4 +152,38 @@ void check_reader_states(Poller& poller, Waits waits) {
     CHECK(wait_until([&] { return domain.poll(busy); }));
 }
 
+/// A closure that stops the poller from its own thread; start() from
+/// another thread afterwards starts it again.
+template <typename Poller>
+void check_restart_after_self_stop(Poller& poller) {
+    poller.start();
+    REQUIRE(poller.invoke([&] { poller.stop(); }));
+    REQUIRE(wait_until([&] { return !poller.running(); }));
+    poller.start();
+    std::atomic<bool> ran{false};
+    REQUIRE(poller.invoke([&] { ran = true; }));
+    CHECK(wait_until([&] { return ran.load(); }));
+}
+
+/// While a closure runs `nested()` over and over (a poll or wait of the GUI
+/// loop inside a dispatch), the thread reports no quiescent state: a grace
+/// period started meanwhile ends only after the closure returns.
+template <typename Poller, typename Nested>
+void check_nested_wait_holds_grace_period(Poller& poller, Nested nested) {
+    using namespace std::chrono_literals;
+    rcu::Domain& domain = rcu::Domain::default_domain();
+    poller.start();
+    std::atomic<bool> entered{false}, open{false};
+    REQUIRE(poller.invoke([&] {
+        entered = true;
+        while (!open.load()) nested();
+    }));
+    REQUIRE(wait_until([&] { return entered.load(); }));
+    const rcu::GpCookie cookie = domain.start_grace_period();
+    std::this_thread::sleep_for(50ms);  // many nested waits meanwhile
+    CHECK_FALSE(domain.poll(cookie));
+    open = true;
+    CHECK(wait_until([&] { return domain.poll(cookie); }));
+}
+
 }  // namespace quiesce::test

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <QCoreApplication>
+#include <QEventLoop>
 #include <QTimer>
 
 #include <atomic>
@@ -123,4 +124,18 @@ TEST_CASE("Qt: run_here() without an application object is refused", "[pollers][
     pollers::QtPoller qt;
     CHECK_THROWS_AS(qt.run_here(), std::logic_error);
     CHECK_FALSE(qt.running());
+}
+
+TEST_CASE("Qt: a Qt poller stopped from its own thread starts again", "[pollers][unit]") {
+    pollers::QtPoller qt;
+    test::check_restart_after_self_stop(qt);
+}
+
+TEST_CASE("Qt: a nested event loop's wait is no quiescent state", "[pollers][unit]") {
+    pollers::QtPoller qt;
+    test::check_nested_wait_holds_grace_period(qt, [] {
+        QEventLoop nested;
+        QTimer::singleShot(2, &nested, &QEventLoop::quit);
+        nested.exec();  // waits (aboutToBlock) inside the closure's dispatch
+    });
 }

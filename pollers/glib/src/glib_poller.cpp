@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -34,7 +35,11 @@ thread_local std::atomic<std::uint64_t>* tls_polls = nullptr;
 // idle GUI. GLib calls this with its context lock released.
 gint quiesce_poll(GPollFD* fds, guint count, gint timeout) {
     rcu::QsbrReader* reader = tls_reader;
-    if (reader == nullptr) return g_poll(fds, count, timeout);
+    // Only the outermost poll is a quiescent state: a poll inside a dispatch
+    // (g_main_context_pending(), a nested main loop) may have a caller that
+    // still holds references. There the thread stays online, and grace
+    // periods wait until the dispatch returns.
+    if (reader == nullptr || g_main_depth() > 0) return g_poll(fds, count, timeout);
     reader->quiescent_state();
     reader->process_callbacks(64);
     tls_polls->fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
@@ -72,10 +77,29 @@ public:
     }
 
     void start() {
+        std::unique_ptr<PollerThread> old;
+        {
+            std::lock_guard lock(mutex_);
+            if (here_)
+                throw std::logic_error("GlibPoller::start(): the context runs in run_here()");
+            if (thread_) {
+                if (accepting_) return;
+                old.swap(thread_);  // stopped from its own thread: joined here
+            }
+        }
+        if (old) old->join();
+        // A context another thread owns (GTK's default one while the main
+        // thread runs it) cannot run here: say so now, not from the thread.
+        if (!g_main_context_acquire(context_)) {
+            throw std::logic_error(
+                "GlibPoller::start(): another thread runs this context; use "
+                "run_here() on that thread");
+        }
+        g_main_context_release(context_);
         std::lock_guard lock(mutex_);
-        if (thread_) return;
-        if (here_) throw std::logic_error("GlibPoller::start(): the context runs in run_here()");
-        stopping_.store(false, std::memory_order_relaxed);  // relaxed: no GLib thread runs yet
+        if (thread_ || here_) return;  // another start() won the race
+        // [GL2] relaxed: no GLib thread of ours runs yet.
+        stopping_.store(false, std::memory_order_relaxed);
         accepting_ = true;
         thread_ = std::make_unique<PollerThread>(owner_, options_.name);
         try {
@@ -89,27 +113,31 @@ public:
     }
 
     void stop() noexcept {
-        std::function<void()> quit;
-        {
-            std::lock_guard lock(mutex_);
-            if (!thread_ && !here_) return;
-            accepting_ = false;
-            quit = std::move(quit_);
-            // A quit function must still run on the GLib thread: queued
-            // last, after what was accepted before.
-            if (quit) queue_.push_back(std::move(quit));
-            pending_.store(true, std::memory_order_release);
-        }
-        // [GL2] release: the loop that iterates reads it after each
-        // iteration (acquire); the wake-up below makes it iterate.
-        stopping_.store(true, std::memory_order_release);
-        g_main_context_wakeup(context_);
         std::unique_ptr<PollerThread> thread;
         {
-            std::lock_guard lock(mutex_);
-            if (thread_ && glib_thread_.load(std::memory_order_relaxed) !=
-                               std::this_thread::get_id()) {  // relaxed: ours if we wrote it
-                thread.swap(thread_);
+            std::unique_lock lock(mutex_);
+            if (!thread_ && !here_) return;
+            // A quit function runs on the GLib thread, queued after what was
+            // accepted before; only while the run still accepts (once it
+            // ends by itself, nothing would run it).
+            if (accepting_ && quit_) {
+                queue_.push_back(std::move(quit_));
+                pending_.store(true, std::memory_order_release);  // [GL3], under mutex_
+            }
+            quit_ = nullptr;
+            accepting_ = false;
+            // [GL2] release: the loop that iterates reads it after each
+            // iteration (acquire); the wake-up below makes it iterate.
+            stopping_.store(true, std::memory_order_release);
+            g_main_context_wakeup(context_);
+            if (!on_glib_thread()) {
+                if (thread_) {
+                    thread.swap(thread_);
+                } else {
+                    // run_here() on another thread: wait until it has left
+                    // (the poller may be destroyed next).
+                    left_.wait(lock, [&] { return !here_; });
+                }
             }
         }
         if (thread) thread->join();
@@ -129,15 +157,19 @@ public:
             here_ = true;
             accepting_ = true;
             quit_ = std::move(quit);
-            stopping_.store(false, std::memory_order_relaxed);  // relaxed: this thread reads it
+            // [GL2] relaxed: this thread reads it; stop() writes it under mutex_.
+            stopping_.store(false, std::memory_order_relaxed);
         }
         struct Leave {
             GlibPollerImpl& impl;
             ~Leave() {
-                std::lock_guard lock(impl.mutex_);
-                impl.here_ = false;
-                impl.accepting_ = false;
-                impl.quit_ = nullptr;
+                {
+                    std::lock_guard lock(impl.mutex_);
+                    impl.here_ = false;
+                    impl.accepting_ = false;
+                    impl.quit_ = nullptr;
+                }
+                impl.left_.notify_all();
             }
         } leave{*this};
         rcu::QsbrReader reader(rcu::Domain::default_domain(), options_.name);
@@ -237,6 +269,16 @@ private:
     // run, the hooks out.
     void iterate(rcu::QsbrReader& reader, const std::function<int()>* body, int& result) {
         if (!g_main_context_acquire(context_)) {
+            // Nothing accepted may wait forever: what is queued is dropped
+            // (a fiber's call() then throws operation_canceled).
+            std::vector<std::function<void()>> dropped;
+            {
+                std::lock_guard lock(mutex_);
+                accepting_ = false;
+                quit_ = nullptr;
+                dropped.swap(queue_);
+                pending_.store(false, std::memory_order_relaxed);  // relaxed: under mutex_
+            }
             throw std::logic_error("glib poller '" + owner_.name() +
                                    "': another thread owns the context");
         }
@@ -256,6 +298,7 @@ private:
                 {
                     std::lock_guard lock(impl.mutex_);
                     impl.accepting_ = false;
+                    impl.quit_ = nullptr;
                 }
                 while (impl.has_work()) impl.run_queued();
                 tls_reader = nullptr;
@@ -279,6 +322,7 @@ private:
     GMainContext* const context_;
     InvokeSource* source_ = nullptr;
     mutable std::mutex mutex_;
+    std::condition_variable left_;              // here_ became false
     std::vector<std::function<void()>> queue_;  // mutex_
     std::function<void()> quit_;                // mutex_
     std::unique_ptr<PollerThread> thread_;      // mutex_

@@ -47,7 +47,11 @@ public:
         : reader_(reader), waits_(waits) {}
 
     void about_to_block() noexcept {
-        if (offline_) return;
+        // Only the outermost event loop's wait is a quiescent state: in a
+        // nested one (QDialog::exec() in a slot) the slot that started it
+        // may still hold references; the thread stays online there, and
+        // grace periods wait until it returns.
+        if (offline_ || QThread::currentThread()->loopLevel() > 1) return;
         reader_.quiescent_state();
         reader_.process_callbacks(64);
         waits_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
@@ -92,6 +96,12 @@ public:
     }
 
     void start() {
+        std::unique_ptr<PollerThread> old;
+        {
+            std::lock_guard lock(mutex_);
+            if (thread_ && !accepting_) old.swap(thread_);  // stopped from its own thread
+        }
+        if (old) old->join();
         std::unique_lock lock(mutex_);
         if (thread_) return;
         if (here_) throw std::logic_error("QtPoller::start(): the event loop runs in run_here()");
@@ -117,16 +127,21 @@ public:
     void stop() noexcept {
         std::unique_ptr<PollerThread> thread;
         {
-            std::lock_guard lock(mutex_);
+            std::unique_lock lock(mutex_);
             if (!thread_ && !here_) return;
             stopping_ = true;
             accepting_ = false;
-            if (thread_ && qt_thread_.load(std::memory_order_relaxed) !=
-                               std::this_thread::get_id()) {  // relaxed: ours if we wrote it
-                thread.swap(thread_);
+            wake();  // the Qt thread sees stopping_ and quits its loop
+            if (!on_qt_thread()) {
+                if (thread_) {
+                    thread.swap(thread_);
+                } else {
+                    // run_here() on another thread: wait until it has left
+                    // (the poller may be destroyed next).
+                    left_.wait(lock, [&] { return !here_; });
+                }
             }
         }
-        wake();  // the Qt thread sees stopping_ and quits its loop
         if (thread) thread->join();
     }
 
@@ -153,8 +168,11 @@ public:
         struct Leave {
             QtPollerImpl& impl;
             ~Leave() {
-                std::lock_guard lock(impl.mutex_);
-                impl.here_ = false;
+                {
+                    std::lock_guard lock(impl.mutex_);
+                    impl.here_ = false;
+                }
+                impl.left_.notify_all();
             }
         } leave{*this};
         rcu::QsbrReader reader(rcu::Domain::default_domain(), options_.name);
@@ -252,7 +270,8 @@ private:
         QSocketNotifier notifier(static_cast<qintptr>(wake_fd_), QSocketNotifier::Read);
         QObject::connect(
             &notifier, &QSocketNotifier::activated, &receiver,
-            [this] {
+            [this, &hooks] {
+                hooks.awake();  // closures run online, whatever Qt signalled
                 std::uint64_t count = 0;
                 while (read(wake_fd_, &count, sizeof count) > 0) {
                 }
@@ -307,6 +326,7 @@ private:
     const int wake_fd_;     // an eventfd: invoke() and stop() wake the Qt thread
     mutable std::mutex mutex_;
     std::condition_variable ready_;
+    std::condition_variable left_;              // here_ became false
     std::vector<std::function<void()>> queue_;  // mutex_
     std::unique_ptr<PollerThread> thread_;      // mutex_
     bool accepting_ = false;                    // mutex_

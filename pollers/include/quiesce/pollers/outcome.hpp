@@ -89,8 +89,10 @@ template <typename F>
 /// std::function<void()> there, returns false when it cannot), parks until
 /// it has run, and returns its result or rethrows its exception. Throws
 /// std::system_error(operation_canceled) with `not_running` when `post`
-/// refuses. If the fiber unwinds meanwhile (its group closed), waits for
-/// `fn` on the way out: it may use the fiber's locals. Yields: yes.
+/// refuses, or when the queued closure is destroyed without running (its
+/// thread could not start). If the fiber unwinds meanwhile (its group
+/// closed), waits for `fn` on the way out: it may use the fiber's locals.
+/// Yields: yes.
 template <typename Post, typename F>
 std::invoke_result_t<F&> call_elsewhere(Post&& post, F&& fn, const char* not_running) {
     using R = std::invoke_result_t<F&>;
@@ -100,24 +102,46 @@ std::invoke_result_t<F&> call_elsewhere(Post&& post, F&& fn, const char* not_run
         std::optional<Outcome<R>> outcome;
         sched::FiberWaker waker;
         std::atomic<bool> finished{false};
+        const char* not_running = nullptr;
+        void finish() noexcept {
+            const sched::FiberWaker wake = waker;
+            // [CE1] release, pairs with the acquire loads below and in
+            // wait_until_finished(): the outcome happens-before they read it.
+            finished.store(true, std::memory_order_release);
+            (void)wake.wake();
+        }
+    };
+    // Held by every copy of the queued closure: the last one to go answers
+    // the fiber if no copy ever ran.
+    struct Answer {
+        std::shared_ptr<Shared> shared;
+        bool ran = false;
+        ~Answer() {
+            if (ran) return;
+            shared->outcome.emplace(std::make_exception_ptr(std::system_error(
+                std::make_error_code(std::errc::operation_canceled), shared->not_running)));
+            shared->finish();
+        }
     };
     auto shared = std::make_shared<Shared>(std::forward<F>(fn), sched::this_fiber::waker());
-    const bool queued = post(std::function<void()>([shared] {
-        shared->outcome.emplace(capture(shared->fn));
-        const sched::FiberWaker wake = shared->waker;
-        // [CE1] release, pairs with the acquire loads below and in
-        // wait_until_finished(): the outcome happens-before they read it.
-        shared->finished.store(true, std::memory_order_release);
-        (void)wake.wake();
+    shared->not_running = not_running;
+    auto answer = std::make_shared<Answer>();  // in place: a temporary would answer at once
+    answer->shared = shared;
+    const bool queued = post(std::function<void()>([answer] {
+        answer->ran = true;
+        answer->shared->outcome.emplace(capture(answer->shared->fn));
+        answer->shared->finish();
     }));
     if (!queued) {
+        answer->ran = true;  // nothing to answer: we throw here
         throw std::system_error(std::make_error_code(std::errc::operation_canceled), not_running);
     }
+    answer.reset();
     struct Wait {
         const std::atomic<bool>& finished;
         ~Wait() { wait_until_finished(finished); }
     } wait{shared->finished};
-    // [CE1] acquire, pairs with the release store above.
+    // [CE1] acquire, pairs with the release store in finish().
     while (!shared->finished.load(std::memory_order_acquire)) sched::this_fiber::park();
     return std::move(*shared->outcome).value();
 }

@@ -23,12 +23,16 @@
 // From GLib to the loops: `group.post(fn)` from any GLib callback.
 //
 // Limits: a dispatch (a GLib callback, an invoked closure) runs between two
-// quiescent states of the GLib thread: it may hold rcu references within
-// itself, not across a nested main loop (each poll is a quiescent state, as
-// a fiber's suspension points are). It must not call rcu synchronize() (an
-// online reader; use retire()/call()). A long dispatch holds up grace
-// periods like a long group turn. The thread that runs the context must not
-// already be a QSBR reader (a loop thread cannot run_here()).
+// quiescent states of the GLib thread and may hold rcu references for its
+// whole length: only the outermost poll is a quiescent state, so a poll
+// inside a dispatch (g_main_context_pending(), a nested main loop) keeps
+// the thread online and grace periods wait until the dispatch returns. It
+// must not call rcu synchronize() (an online reader; use retire()/call()).
+// A long dispatch holds up grace periods like a long group turn. The thread
+// that runs the context must not already be a QSBR reader (a loop thread
+// cannot run_here()). start() on a context another thread runs throws
+// std::logic_error; stop() from another thread waits for run_here() to
+// return.
 //
 // Threading: start(), stop(), run_here() from any one thread at a time;
 // stop() also from the GLib thread itself (a window's close handler);

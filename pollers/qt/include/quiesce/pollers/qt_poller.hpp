@@ -20,11 +20,13 @@
 // Limits: the Qt thread is the thread of the application object (Qt's own
 // rule for widgets): run_here() on the thread that made it; start() only
 // when the process has none yet (it makes one, owned by the poller, on its
-// thread). A slot may hold rcu references within itself, not across a nested
-// event loop (QDialog::exec(): each wait is a quiescent state), and must
-// not call rcu synchronize() (use retire()). A long slot holds up grace
+// thread). A slot may hold rcu references for its whole length: only the
+// outermost event loop's wait is a quiescent state (in a nested one,
+// QDialog::exec(), the thread stays online and grace periods wait), and it
+// must not call rcu synchronize() (use retire()). A long slot holds up grace
 // periods like a long group turn. The Qt thread must not already be a QSBR
-// reader (a loop thread cannot run_here()).
+// reader (a loop thread cannot run_here()). stop() from another thread waits
+// for run_here() to return.
 //
 // Threading: start(), stop(), run_here() from any one thread at a time;
 // stop() also from the Qt thread itself; invoke() from any thread; call() on
