@@ -245,7 +245,7 @@ private:
         {
             std::lock_guard lock(mutex_);
             batch.swap(queue_);
-            pending_.store(!queue_.empty(), std::memory_order_relaxed);  // relaxed: under mutex_
+            pending_.store(false, std::memory_order_relaxed);  // relaxed: under mutex_
         }
         for (auto& fn : batch) {
             try {
@@ -282,6 +282,8 @@ private:
             throw std::logic_error("glib poller '" + owner_.name() +
                                    "': another thread owns the context");
         }
+        // relaxed: on_glib_thread() compares it with its own id, so only the
+        // storing thread's own loads can see a match.
         glib_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
         g_main_context_push_thread_default(context_);
         GPollFunc previous = g_main_context_get_poll_func(context_);
@@ -305,6 +307,7 @@ private:
                 tls_polls = nullptr;
                 g_main_context_set_poll_func(impl.context_, previous);
                 g_main_context_pop_thread_default(impl.context_);
+                // relaxed: as the store in iterate()
                 impl.glib_thread_.store(std::thread::id(), std::memory_order_relaxed);
                 g_main_context_release(impl.context_);
             }

@@ -284,6 +284,8 @@ private:
                 if (stop) QCoreApplication::exit(0);
             },
             Qt::DirectConnection);
+        // relaxed: on_qt_thread() compares it with its own id, so only the
+        // storing thread's own loads can see a match.
         qt_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
         bool stop_at_once = false;
         {
@@ -309,7 +311,7 @@ private:
         QObject::disconnect(blocking);
         QObject::disconnect(waking);
         app->removeEventFilter(&hooks);
-        qt_thread_.store(std::thread::id(), std::memory_order_relaxed);
+        qt_thread_.store(std::thread::id(), std::memory_order_relaxed);  // relaxed: as above
         return code;
     }
 
