@@ -72,14 +72,17 @@ void Loop::hand_over(Loop& to, std::int64_t count) noexcept {
     std::int64_t looked = 0;
     std::int64_t limit = ready();
     take_inbox();
+    // Hogs first (they are the CPU time to share out), each looked at once.
+    std::int64_t spent_left = spent_.count;
     while (count > 0 && looked < limit) {
-        RunLink* link = pop_local();
+        const bool spent = spent_left-- > 0;
+        RunLink* link = spent ? spent_.pop() : local_.pop();
         if (link == nullptr) return;
         ++looked;
         add_ready_local(-1);
         GroupCore* group = group_of(link);
         if (group->pinned) {
-            requeue(group);
+            requeue(group, spent);
             continue;
         }
         to.schedule(group);  // [S3]: the token and the reference move with it

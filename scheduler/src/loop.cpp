@@ -139,7 +139,7 @@ void Loop::schedule(GroupCore* group) noexcept {
         // Our own thread: it looks at its local queue before it sleeps (also
         // when this runs inside its waiter's wait()), so no wake-up either.
         // The token and the reference came with the group ([S1]).
-        requeue(group);
+        requeue(group, /*spent=*/false);
         return;
     }
     ready_remote_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a load estimate
@@ -206,9 +206,16 @@ void Loop::run() {
             turn_end_fresh_ = false;  // it may have woken the thief: no group's time
         }
         take_inbox();
-        if (RunLink* link = pop_local(); link != nullptr) {
+        const bool hog_turn = !spent_.empty() && (fresh_owed_ <= 0 || local_.empty());
+        if (RunLink* link = hog_turn ? spent_.pop() : local_.pop(); link != nullptr) {
             add_ready_local(-1);
+            if (fresh_owed_ > 0) --fresh_owed_;
             run_turn(group_of(link));
+            if (hog_turn) {
+                // What was queued meanwhile (and before) runs before the next hog.
+                take_inbox();
+                fresh_owed_ = local_.count;
+            }
             between_turns();
             continue;
         }
@@ -240,6 +247,11 @@ void Loop::run_turn(GroupCore* group) {
         start = clock_->start_slice(slice_ * group->weight);
     }
     bool preempted = run_events(group);
+    // Spent: it gave way because its slice was over (not for max_events_per_turn
+    // or a fiber's early yield()) with work left; its next turn waits in the
+    // spent queue.
+    const bool spent =
+        preempted && need_resched() && (group->again != nullptr || !group->queue.empty());
     // An event that returned inside a read section (read_lock() without its
     // read_unlock()) would hold up every grace period from here on.
     if (__builtin_expect(rcu::in_any_read_section(), 0)) report_open_read_section(group);
@@ -260,6 +272,10 @@ void Loop::run_turn(GroupCore* group) {
     if (preempted) {
         group->preempted.store(group->preempted.load(std::memory_order_relaxed) + 1,
                                std::memory_order_relaxed);
+    }
+    if (spent) {
+        requeue(group, /*spent=*/true);
+        return;
     }
     finish_turn(group, preempted, /*open=*/true);
 }
@@ -322,10 +338,18 @@ void Loop::fail_group(GroupCore* group, const char* what) noexcept {
     group->closed.store(true, std::memory_order_release);
 }
 
-void Loop::requeue(GroupCore* group) noexcept {
+void Loop::requeue(GroupCore* group, bool spent) noexcept {
     add_ready_local(1);  // the loop's own thread
     take_inbox();        // what others scheduled meanwhile goes first
-    push_local(group);   // keeps the scheduling token and the reference
+    // Either keeps the scheduling token and the reference.
+    if (spent) {
+        // The first hog waits for the round queued now; later ones queue
+        // behind it and leave the round in progress as it is.
+        if (spent_.empty()) fresh_owed_ = local_.count;
+        spent_.push(group);
+    } else {
+        local_.push(group);
+    }
 }
 
 // Ends a turn: requeues a group with work left, else hands the token back.
@@ -333,7 +357,7 @@ void Loop::requeue(GroupCore* group) noexcept {
 // since and must not be lost; false after finish_close().
 void Loop::finish_turn(GroupCore* group, bool more, bool open) noexcept {
     if (more || !group->queue.empty()) {
-        requeue(group);
+        requeue(group, /*spent=*/false);
         return;
     }
     // The queue was empty (seen by its consumer). [S2] seq_cst store, the
@@ -356,7 +380,7 @@ void Loop::finish_turn(GroupCore* group, bool more, bool open) noexcept {
         group->unref();
         return;
     }
-    requeue(group);
+    requeue(group, /*spent=*/false);
 }
 
 void Loop::finish_close(GroupCore* group) noexcept {
@@ -491,33 +515,40 @@ void Loop::idle() {
     sleeping_.store(0, std::memory_order_relaxed);  // relaxed: only this thread sleeps on it
 }
 
-void Loop::push_local(RunLink* link) noexcept {
+void RunFifo::push(RunLink* link) noexcept {
     // relaxed atomic_ref: the link word is the inbox's too (an MpscQueue
     // gives it up when pop() returns the node); one thread here.
     std::atomic_ref<RunLink*>(link->next).store(nullptr, std::memory_order_relaxed);
-    if (local_tail_ == nullptr) {
-        local_head_ = link;
+    if (tail == nullptr) {
+        head = link;
     } else {
-        std::atomic_ref<RunLink*>(local_tail_->next).store(link, std::memory_order_relaxed);
+        std::atomic_ref<RunLink*>(tail->next).store(link, std::memory_order_relaxed);
     }
-    local_tail_ = link;
+    tail = link;
+    ++count;
 }
 
-RunLink* Loop::pop_local() noexcept {
-    RunLink* link = local_head_;
+RunLink* RunFifo::pop() noexcept {
+    RunLink* link = head;
     if (link == nullptr) return nullptr;
-    local_head_ = std::atomic_ref<RunLink*>(link->next).load(std::memory_order_relaxed);
-    if (local_head_ == nullptr) local_tail_ = nullptr;
+    head = std::atomic_ref<RunLink*>(link->next).load(std::memory_order_relaxed);
+    if (head == nullptr) tail = nullptr;
+    --count;
     return link;
+}
+
+RunLink* Loop::pop_any() noexcept {
+    if (RunLink* link = spent_.pop()) return link;
+    return local_.pop();
 }
 
 void Loop::take_inbox() noexcept {
     // What other threads scheduled goes behind what is queued here.
-    while (RunLink* link = inbox_.pop()) push_local(link);
+    while (RunLink* link = inbox_.pop()) local_.push(link);
 }
 
 void Loop::drain_after_exit() noexcept {
-    while (RunLink* link = pop_local()) {
+    while (RunLink* link = pop_any()) {
         GroupCore* group = group_of(link);
         group->drop_pending();  // the group is closed (stop() closed every group)
         group->unref();         // it keeps `scheduled`: nothing runs it again

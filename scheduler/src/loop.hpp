@@ -31,6 +31,17 @@ class SliceClock;
 
 namespace quiesce::sched::detail {
 
+/// A plain FIFO of groups waiting on one loop: no atomic instruction, the
+/// loop's thread only (and the stopper after the join).
+struct RunFifo {
+    RunLink* head = nullptr;
+    RunLink* tail = nullptr;
+    std::int64_t count = 0;
+    void push(RunLink* link) noexcept;
+    RunLink* pop() noexcept;
+    [[nodiscard]] bool empty() const noexcept { return head == nullptr; }
+};
+
 class SchedulerImpl;
 
 class Loop {
@@ -109,7 +120,7 @@ private:
     void finish_close(GroupCore* group) noexcept;
     [[noreturn, gnu::cold]] void report_open_read_section(const GroupCore* group) noexcept;
     void fail_group(GroupCore* group, const char* what) noexcept;
-    void requeue(GroupCore* group) noexcept;
+    void requeue(GroupCore* group, bool spent) noexcept;
     void between_turns();
     void serve_steal() noexcept;
     void balance(std::int64_t now_ns) noexcept;
@@ -153,13 +164,19 @@ private:
     // them before each turn and before each local push, so groups run in the
     // order they became ready and neither side starves. Loop thread only (and the
     // stopper after the join).
-    RunLink* local_head_ = nullptr;
-    RunLink* local_tail_ = nullptr;
-    void push_local(RunLink* link) noexcept;
-    RunLink* pop_local() noexcept;
+    RunFifo local_;
+    // Groups whose last turn spent its whole slice and that still have work
+    // (a hog giving way): a FIFO of their own. All of them together get one
+    // turn per round of the local queue: after such a turn, the groups then
+    // in the local queue (`fresh_owed_` of them) run first. A group that gave
+    // way early waits for at most one spent slice and the round ahead of it,
+    // and the hogs still get a turn per round. Loop thread only.
+    RunFifo spent_;
+    std::int64_t fresh_owed_ = 0;
+    RunLink* pop_any() noexcept;
     void take_inbox() noexcept;
     [[nodiscard]] bool nothing_queued() const noexcept {
-        return local_head_ == nullptr && inbox_.empty();
+        return local_.empty() && spent_.empty() && inbox_.empty();
     }
     /// 1 while the loop sleeps or is about to; futex word. [W1]/[W2].
     alignas(128) std::atomic<std::uint32_t> sleeping_{0};

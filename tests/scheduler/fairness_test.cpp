@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -67,6 +68,86 @@ TEST_CASE("light groups keep running next to a CPU hog that honours need_resched
     CHECK(worst_us.load() < 50'000);
     CHECK(stats.preempted >= 1);
     CHECK(stats.cpu_ns > 0);
+}
+
+TEST_CASE("an event for a light group waits for one hog's slice, not for every hog's",
+          "[scheduler][unit]") {
+    sched::Scheduler scheduler({.threads = 1, .slice = 1ms});
+    std::atomic<bool> stop{false};
+    // relaxed: a count the hogs bump at the start of each turn; the test
+    // compares it before a post and when the posted event runs.
+    std::atomic<int> hog_turns{0};
+    constexpr int kHogs = 8;
+    std::vector<sched::Group> hogs;
+    for (int i = 0; i < kHogs; ++i) {
+        hogs.push_back(scheduler.make_group({.name = "hog"}));
+        hogs.back().post([&] {
+            hog_turns.fetch_add(1, std::memory_order_relaxed);
+            return burn(stop);
+        });
+    }
+    REQUIRE(wait_until([&] { return hog_turns.load() >= 2 * kHogs; }));
+    sched::Group light = scheduler.make_group({.name = "light"});
+    // From another thread: the post may land just after the loop looked at
+    // its inbox, so one more hog may start before it (and one may start
+    // between the test's count and its post): at most 2, where round-robin
+    // puts every other hog's slice ahead of it.
+    int worst = 0;
+    for (int round = 0; round < 30; ++round) {
+        std::atomic<int> waited{-1};
+        const int before = hog_turns.load();
+        light.post([&] { waited = hog_turns.load() - before; });
+        REQUIRE(wait_until([&] { return waited.load() >= 0; }));
+        worst = std::max(worst, waited.load());
+    }
+    // From a hog's own event (on the loop, in its second turn: one of the
+    // hogs' turns): the light event runs right after that turn, before any
+    // other hog.
+    std::atomic<int> from_hog{-1};
+    sched::Group poster = scheduler.make_group({.name = "hog that posts"});
+    poster.post([&, turn = 0]() mutable {
+        if (++turn == 2) {
+            const int at = hog_turns.load();
+            light.post([&, at] { from_hog = hog_turns.load() - at; });
+        }
+        return burn(stop);
+    });
+    REQUIRE(wait_until([&] { return from_hog.load() >= 0; }));
+    stop = true;
+    for (auto& hog : hogs) REQUIRE(wait_until([&] { return hog.stats().events == 1; }));
+    REQUIRE(wait_until([&] { return poster.stats().events == 1; }));
+    INFO("hog turns ahead of a light event posted from outside: at most " << worst);
+    CHECK(worst <= 2);
+    CHECK(from_hog.load() == 0);
+}
+
+TEST_CASE("hogs keep getting turns while light groups are always ready", "[scheduler][unit]") {
+    sched::Scheduler scheduler({.threads = 1, .slice = 500us});
+    std::atomic<bool> stop{false};
+    std::atomic<int> hog_turns{0};  // relaxed: a count
+    sched::Group hog = scheduler.make_group({.name = "hog"});
+    hog.post([&] {
+        hog_turns.fetch_add(1, std::memory_order_relaxed);
+        return burn(stop);
+    });
+    // Two groups that hand an event back and forth: one of them is always
+    // queued, and neither ever spends a slice.
+    sched::Group ping = scheduler.make_group({.name = "ping"});
+    sched::Group pong = scheduler.make_group({.name = "pong"});
+    std::atomic<std::int64_t> volleys{0};
+    std::atomic<int> halted{0};
+    std::function<void(int)> volley = [&](int side) {
+        volleys++;
+        if (stop.load()) {
+            halted++;
+            return;
+        }
+        (side == 0 ? pong : ping).post([&, side] { volley(1 - side); });
+    };
+    ping.post([&] { volley(0); });
+    REQUIRE(wait_until([&] { return hog_turns.load() >= 50 && volleys.load() >= 1000; }, 20s));
+    stop = true;
+    REQUIRE(wait_until([&] { return halted.load() == 1 && hog.stats().events == 1; }));
 }
 
 TEST_CASE("a hog that ignores no slice still lets others run with slice 0 via kAgain only",
