@@ -5,10 +5,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -47,6 +49,21 @@ inline void pin_this_thread(int cpu) {
 }
 
 /// The q-th quantile (0..1) of `samples` (sorted in place).
+/// The middle value of `values` (the upper one of an even count): the
+/// figure a benchmark reports over rounds.
+inline double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+}
+
+/// CPU time the calling thread has used, ns (CLOCK_THREAD_CPUTIME_ID).
+inline std::uint64_t thread_cpu_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
 inline double quantile(std::vector<double>& samples, double q) {
     if (samples.empty()) return 0;
     std::sort(samples.begin(), samples.end());

@@ -39,11 +39,6 @@ namespace {
 
 using namespace quiesce::bench;
 
-double median(std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    return values[values.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {

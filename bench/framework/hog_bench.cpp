@@ -40,13 +40,6 @@ namespace {
 
 using namespace quiesce::bench;
 
-std::uint64_t thread_cpu_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 // --- ours: the heavy request in slices
 struct Fair final : quiesce::tcp::Handler {
     void on_data(quiesce::tcp::Connection& conn, quiesce::Buffer& in) override {

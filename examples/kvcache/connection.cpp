@@ -30,6 +30,13 @@ void ConnectionHandler::on_drain(quiesce::tcp::Connection& conn) {
 
 void ConnectionHandler::resume(quiesce::tcp::Connection& conn) {
     paused_ = false;
+    if (session_.dumping()) {
+        // A metadump goes on with no new input; it pauses again if it fills
+        // the output, and the input waiting behind it runs once it is done.
+        quiesce::Buffer none;
+        on_data(conn, none);
+        if (paused_ || session_.dumping()) return;
+    }
     conn.resume_reading();  // calls on_data() for the input left
 }
 

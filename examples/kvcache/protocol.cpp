@@ -153,10 +153,12 @@ Session::Status Session::process(quiesce::Buffer& in, quiesce::Buffer& out, std:
     Status status = Status::kOpen;
     while (!close_) {
         if (out.size() > budget) {
-            stopped_early_ = !in.empty();
+            stopped_early_ = !in.empty() || state_ == State::kDump;
             break;
         }
-        if (state_ == State::kSwallow) {
+        if (state_ == State::kDump) {
+            dump_step();
+        } else if (state_ == State::kSwallow) {
             const std::size_t n = std::min(in.size(), swallow_);
             in.drain(n);
             swallow_ -= n;
@@ -282,6 +284,7 @@ void Session::dispatch(std::size_t ntokens) {
         return;
     }
     if (is("verbosity")) return want_or(3, 4) ? cmd_verbosity(ntokens) : void();
+    if (is("lru_crawler")) return cmd_lru_crawler(ntokens);
     // A browser tricked into posting to a cache port sends an HTTP request
     // line: close at once, as memcached does.
     if (std::strncmp(t[ntokens - 2].value, "HTTP/", 5) == 0) {

@@ -86,9 +86,12 @@ public:
     /// kClose: the connection must close after `out` is sent (quit, a line
     /// too long, an HTTP request, shutdown).
     Status process(quiesce::Buffer& in, quiesce::Buffer& out, std::size_t budget = SIZE_MAX);
-    /// True while a complete command may wait in the input (process()
-    /// stopped for the budget).
+    /// True while a complete command may wait in the input, or a metadump
+    /// has more to send (process() stopped for the budget).
     [[nodiscard]] bool stopped_early() const noexcept { return stopped_early_; }
+    /// An `lru_crawler metadump` is under way: call process() again (with
+    /// no new input if need be) once the output has drained.
+    [[nodiscard]] bool dumping() const noexcept { return state_ == State::kDump; }
     [[nodiscard]] Counters& counters() noexcept { return counters_; }
     /// Drops a half-read request (UDP: each datagram stands alone).
     void reset();
@@ -100,7 +103,7 @@ public:
     };
 
 private:
-    enum class State { kCommand, kData, kSwallow };
+    enum class State { kCommand, kData, kSwallow, kDump };
     struct Pending {
         Mode mode = Mode::kSet;
         Item* item = nullptr;  // allocated, being filled
@@ -146,6 +149,12 @@ private:
     // stats_text.cpp
     void cmd_stats(std::size_t ntokens);
     void cmd_cachedump(std::size_t ntokens);
+    void cmd_lru_crawler(std::size_t ntokens);
+    /// Parses an lru_crawler class list ("all", "1,2", ...): false for a bad
+    /// one; `with_items` says whether class 1 (every item here) is in it.
+    static bool parse_classes(const char* spec, bool allow_hash, bool& with_items);
+    /// Sends the next buckets of a metadump; END once the walk is done.
+    void dump_step();
     void general_stats(StatWriter& w);
     void settings_stats(StatWriter& w);
 
@@ -155,6 +164,11 @@ private:
     State state_ = State::kCommand;
     Pending pending_;
     std::size_t swallow_ = 0;
+    // A metadump in progress: the walk's cursor, buckets visited and the
+    // buckets to visit (the most the table had since the dump began).
+    std::size_t dump_cursor_ = 0;
+    std::size_t dump_done_ = 0;
+    std::size_t dump_end_ = 0;
     bool noreply_ = false;
     bool close_ = false;
     bool stopped_early_ = false;

@@ -3,8 +3,11 @@
 // memcached's (prefixed "quiesce_").
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "protocol.hpp"
 
@@ -118,6 +121,8 @@ void Session::cmd_stats(std::size_t ntokens) {
         if (std::strcmp(sub, "cachedump") == 0) return cmd_cachedump(ntokens);
         if (std::strcmp(sub, "settings") == 0) {
             settings_stats(w);
+        } else if (std::strcmp(sub, "sizes") == 0) {
+            w.add("sizes_status", std::string_view("disabled"));  // no size histogram here
         } else if (std::strcmp(sub, "items") == 0 || std::strcmp(sub, "slabs") == 0) {
             // One class holds every item (kvcache allocates per item, no
             // slab classes); the figures tools read are there under class 1.
@@ -185,6 +190,123 @@ void Session::cmd_cachedump(std::size_t ntokens) {
         });
     }
     text.append("END\r\n");
+    out_->append(text);
+}
+
+// ---- lru_crawler ----------------------------------------------------------
+// memcached's replies, byte for byte (checked against 1.6.18): a class list is
+// "all", or ids 1..63 separated by commas (empty parts ignored); every item
+// here is in class 1, so a dump of other classes is just END.
+
+bool Session::parse_classes(const char* spec, bool allow_hash, bool& with_items) {
+    with_items = false;
+    if (std::strcmp(spec, "all") == 0 || (allow_hash && std::strcmp(spec, "hash") == 0)) {
+        with_items = true;
+        return true;
+    }
+    std::string_view rest(spec);
+    while (!rest.empty()) {
+        const std::size_t comma = rest.find(',');
+        const std::string part(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        if (part.empty()) continue;
+        std::uint32_t id = 0;
+        if (!safe_strtoul(part.c_str(), id) || id < 1 || id >= 64) return false;
+        with_items = with_items || id == 1;
+    }
+    return true;
+}
+
+void Session::cmd_lru_crawler(std::size_t ntokens) {
+    const char* sub = ntokens >= 3 ? tokens_[1].value : "";
+    if (ntokens == 4 && (std::strcmp(sub, "crawl") == 0 || std::strcmp(sub, "metadump") == 0)) {
+        const bool dump = sub[0] == 'm';
+        if (!store_.crawler_enabled()) return out_string("CLIENT_ERROR lru crawler disabled");
+        // memcached hands the connection to its crawler thread, which it
+        // cannot do with replies of earlier commands still unsent.
+        if (dump && out_->size() > 0)
+            return out_string("ERROR cannot pipeline other commands before metadump");
+        bool with_items = false;
+        if (!dump && std::strcmp(tokens_[2].value, "hash") == 0)
+            return out_string("ERROR an unknown error happened");
+        if (!parse_classes(tokens_[2].value, dump, with_items))
+            return out_string("BADCLASS invalid class id");
+        if (!dump) return out_string("OK");  // the crawler walks every 100 ms anyway
+        state_ = State::kDump;
+        dump_cursor_ = 0;
+        dump_done_ = 0;
+        dump_end_ = with_items ? store_.bucket_count() : 0;
+        return;
+    }
+    if (ntokens == 4 && (std::strcmp(sub, "tocrawl") == 0 || std::strcmp(sub, "sleep") == 0)) {
+        std::uint32_t value = 0;
+        if (!safe_strtoul(tokens_[2].value, value))
+            return out_string("CLIENT_ERROR bad command line format");
+        if (sub[0] == 's' && value > 1'000'000)
+            return out_string("CLIENT_ERROR sleep must be one second or less");
+        return out_string("OK");  // accepted; the crawler's pace is its own
+    }
+    if (ntokens == 3 && std::strcmp(sub, "enable") == 0) {
+        // memcached answers this when its crawler thread already runs.
+        if (store_.crawler_enabled()) return out_string("ERROR failed to start lru crawler thread");
+        store_.set_crawler_enabled(true);
+        return out_string("OK");
+    }
+    if (ntokens == 3 && std::strcmp(sub, "disable") == 0) {
+        store_.set_crawler_enabled(false);
+        return out_string("OK");
+    }
+    out_string("ERROR");
+}
+
+namespace {
+
+/// memcached's uriencode(): letters, digits and "-._~" as they are, every
+/// other byte as %XX.
+void append_uri_encoded(std::string& out, std::string_view key) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    for (const char c : key) {
+        const auto b = static_cast<unsigned char>(c);
+        if (std::isalnum(b) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(kHex[b >> 4]);
+            out.push_back(kHex[b & 15]);
+        }
+    }
+}
+
+}  // namespace
+
+void Session::dump_step() {
+    // A slice of the table per step: process() checks the output budget
+    // between steps, so a dump of millions of items is sent as the client
+    // reads it, not built whole.
+    constexpr std::size_t kBuckets = 256;
+    // The table may have grown meanwhile: walk its new size (an item can
+    // then be listed twice, none is missed).
+    if (dump_end_ > 0) dump_end_ = std::max(dump_end_, store_.bucket_count());
+    if (dump_done_ >= dump_end_) {
+        state_ = State::kCommand;
+        out_->append("END\r\n");
+        return;
+    }
+    const auto started = static_cast<long long>(store_.process_started());
+    std::string text;
+    const std::size_t buckets = std::min(kBuckets, dump_end_ - dump_done_);
+    dump_cursor_ = store_.walk_live(dump_cursor_, buckets, [&](const Item& item) {
+        const RelTime exp = item.exptime.load(std::memory_order_relaxed);
+        text.append("key=");
+        append_uri_encoded(text, item.key());
+        text.append(" exp=").append(exp == 0 ? "-1" : std::to_string(exp + started));
+        text.append(" la=").append(
+            std::to_string(item.time.load(std::memory_order_relaxed) + started));
+        text.append(" cas=").append(std::to_string(store_.cas_of(item)));
+        text.append(" fetch=").append(item.has(Item::kFetched) ? "yes" : "no");
+        text.append(" cls=1 size=").append(std::to_string(item.total())).append("\n");
+    });
+    dump_done_ += buckets;
     out_->append(text);
 }
 

@@ -496,7 +496,12 @@ void Store::flush(std::int64_t delay) {
     flush_at_.store(when - 1 == 0 ? 1 : when - 1, std::memory_order_release);  // [F1]
 }
 
+std::size_t Store::bucket_count() const noexcept {
+    return table_.stats().buckets;
+}
+
 std::size_t Store::crawl(std::size_t buckets) {
+    if (!crawler_enabled()) return 0;
     std::unique_lock lock(crawl_mutex_, std::try_to_lock);
     if (!lock.owns_lock()) return 0;
     const RelTime now = current_time();

@@ -175,8 +175,27 @@ public:
     void flush(std::int64_t delay);
 
     /// Reclaims expired and flushed items, a slice of the table at a time;
-    /// call it every ~100 ms. Returns items reclaimed.
+    /// call it every ~100 ms. Returns items reclaimed (0 while disabled).
     std::size_t crawl(std::size_t buckets = 4096);
+    /// `lru_crawler enable|disable`: whether crawl() reclaims.
+    void set_crawler_enabled(bool on) noexcept {
+        crawler_enabled_.store(on, std::memory_order_relaxed);  // relaxed: a switch
+    }
+    [[nodiscard]] bool crawler_enabled() const noexcept {
+        return crawler_enabled_.load(std::memory_order_relaxed);  // relaxed: a switch
+    }
+    /// Buckets of the table now (a walk's length).
+    [[nodiscard]] std::size_t bucket_count() const noexcept;
+    /// Calls fn(const Item&) for the live items of up to `buckets` buckets
+    /// from `cursor` (wrapping); returns the cursor for the next call. Items
+    /// may be seen twice while the table resizes. Read section required.
+    template <typename Fn>
+    std::size_t walk_live(std::size_t cursor, std::size_t buckets, Fn&& fn) {
+        const RelTime now = current_time();
+        return table_.walk(cursor, buckets, [&](const Item& item) {
+            if (live(item, now)) fn(item);
+        });
+    }
 
     // ---- accounting -------------------------------------------------------
     void attach(Counters& counters);
@@ -232,6 +251,7 @@ private:
 
     std::mutex evict_mutex_;  // one CLOCK hand; guards hand_
     std::size_t hand_ = 0;
+    std::atomic<bool> crawler_enabled_{true};
     std::mutex crawl_mutex_;  // guards crawl_cursor_
     std::size_t crawl_cursor_ = 0;
 

@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include <quiesce/framework/stream.hpp>
@@ -50,6 +52,13 @@ Listener::Listener(Runtime& runtime, const Address& address, HandlerFactory fact
       serve_(std::move(serve)),
       options_(std::move(options)) {
     const std::string where = address.to_string();
+    const unsigned loops = runtime.scheduler().loop_count();
+    if (options_.loop < -1 ||
+        (options_.loop >= 0 && static_cast<unsigned>(options_.loop) >= loops)) {
+        throw std::invalid_argument("cannot listen on " + where + ": ListenerOptions::loop " +
+                                    std::to_string(options_.loop) + ", but the runtime has " +
+                                    std::to_string(loops) + " loop(s)");
+    }
     fd_ = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) fail(errno, "cannot listen on " + where + ": socket()");
     int one = 1;
@@ -167,7 +176,8 @@ void Listener::refuse(const Address& peer) {
 void Listener::open_connection(int fd, const Address& peer) {
     Runtime::Internal& in = runtime_.internal();
     const std::uint64_t id = in.next_id();
-    const unsigned loop = in.pick_loop();
+    const unsigned loop =
+        options_.loop >= 0 ? static_cast<unsigned>(options_.loop) : in.pick_loop();
     auto slot = std::make_shared<ConnectionSlot>();
     sched::Group group;
     try {
@@ -226,7 +236,8 @@ void Listener::open_connection(int fd, const Address& peer) {
 void Listener::open_stream(int fd, const Address& peer) {
     Runtime::Internal& in = runtime_.internal();
     const std::uint64_t id = in.next_id();
-    const unsigned loop = in.pick_loop();
+    const unsigned loop =
+        options_.loop >= 0 ? static_cast<unsigned>(options_.loop) : in.pick_loop();
     auto stream = std::make_shared<Stream>(Stream::Init{
         .id = id,
         .fd = fd,

@@ -5,6 +5,10 @@
 // so they never run at once and see each other's writes in order; only
 // `cancelled` (FiberFd::cancel() from any thread) and the one-shot result
 // (written by the handler, read by the fiber: also one group) need atomics.
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 
 #include <quiesce/pollers/fd_poller.hpp>
@@ -54,8 +58,51 @@ struct FiberFd::State {
     std::uint8_t latched = 0;  // readiness not yet consumed by a wait
     std::uint8_t waiting = 0;  // what the fiber waits for now
     bool timed_out = false;
+    // The timeout, armed lazily: one timer per FiberFd that stays armed
+    // between waits. A wait whose deadline is no earlier than the timer's
+    // leaves it alone (a clock read and a store); when it fires, it ends the
+    // wait in progress if that wait's deadline has passed, re-arms for that
+    // deadline if not, and stays idle if no wait with a deadline is in
+    // progress. Waits with one timeout, one after another, cost a timer
+    // operation per timeout period instead of two per wait.
+    sched::Timer timer;
+    std::int64_t armed_for_ns = kNever;  // when `timer` fires; kNever: not armed
+    std::int64_t deadline_ns = kNever;   // the wait in progress's; kNever: none
     std::atomic<bool> cancelled{false};
     std::atomic<bool> interrupted{false};
+
+    static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+
+    static std::int64_t now_ns() noexcept {
+        // The scheduler's timer clock (sched::Group::after()).
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    }
+
+    // Makes the timer fire no later than `deadline`. On the fiber's group.
+    static void arm(const std::shared_ptr<State>& self, std::int64_t deadline, std::int64_t now) {
+        if (self->armed_for_ns <= deadline) return;
+        self->timer.cancel();
+        self->armed_for_ns = deadline;
+        self->timer = sched::Group::current().after(
+            std::chrono::nanoseconds(deadline - now), [weak = std::weak_ptr<State>(self)] {
+                if (std::shared_ptr<State> state = weak.lock()) fired(state);
+            });
+    }
+
+    // The timer's event: on the fiber's group, between its turns.
+    static void fired(const std::shared_ptr<State>& self) {
+        self->armed_for_ns = kNever;
+        if (self->waiting == 0 || self->deadline_ns == kNever) return;
+        const std::int64_t now = now_ns();
+        if (now >= self->deadline_ns) {
+            self->timed_out = true;
+            (void)self->waker.wake();
+        } else {
+            arm(self, self->deadline_ns, now);
+        }
+    }
 };
 
 FiberFd::FiberFd(FdPoller& poller, int fd) : fd_(fd), state_(std::make_shared<State>()) {
@@ -70,7 +117,9 @@ FiberFd::FiberFd(FdPoller& poller, int fd) : fd_(fd), state_(std::make_shared<St
         WatchOptions{.persistent = true, .edge_triggered = true});
 }
 
-FiberFd::~FiberFd() = default;  // the watch cancels itself
+FiberFd::~FiberFd() {
+    state_->timer.cancel();  // the watch cancels itself
+}
 
 void FiberFd::cancel() noexcept {
     // relaxed: the wake-up below (a post to the group) orders it for the fiber.
@@ -95,22 +144,21 @@ WaitResult FiberFd::wait_writable(std::chrono::nanoseconds timeout) {
 
 WaitResult FiberFd::wait(Ready what, std::chrono::nanoseconds timeout) {
     State& state = *state_;
-    sched::Timer timer;
     state.timed_out = false;
+    state.deadline_ns = State::kNever;
     if (timeout.count() >= 0) {
-        timer = sched::Group::current().after(timeout, [state = state_] {
-            state->timed_out = true;
-            (void)state->waker.wake();
-        });
+        const std::int64_t now = State::now_ns();
+        state.deadline_ns =
+            timeout.count() >= State::kNever - now ? State::kNever - 1 : now + timeout.count();
+        State::arm(state_, state.deadline_ns, now);
     }
     struct Done {
         State& state;
-        sched::Timer& timer;
         ~Done() {
-            state.waiting = 0;
-            timer.cancel();  // also when the fiber unwinds
+            state.waiting = 0;  // also when the fiber unwinds
+            state.deadline_ns = State::kNever;
         }
-    } done{state, timer};
+    } done{state};
     state.waiting = what;
     for (;;) {
         // relaxed: see cancel().

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <quiesce/framework/runtime.hpp>
+#include <quiesce/scheduler/need_resched.hpp>
 
 #include "net.hpp"
 #include "wait.hpp"
@@ -226,6 +227,50 @@ TEST_CASE("binding a port in use fails at listen() naming the address", "[framew
     std::string taken = first.address().to_string();
     CHECK_THROWS_WITH(server.runtime.listen(taken, echo()), Catch::Contains(taken));
     CHECK_THROWS_AS(server.runtime.listen("127.0.0.1", echo()), std::invalid_argument);
+}
+
+TEST_CASE("ListenerOptions::loop starts every connection on that loop", "[framework][tcp]") {
+    RunningRuntime server({.threads = 2});
+    // Loop 0 stays busy with a pinned hog, so it never asks loop 1 for work
+    // and nothing it is given moves: where a connection's events run is where
+    // it was placed. Without the option, the fewest-connections rule would
+    // put every other connection on loop 0.
+    std::atomic<bool> stop{false};
+    std::atomic<bool> hog_done{false};
+    quiesce::sched::Group hog =
+        server.runtime.scheduler().make_group({.name = "hog", .loop = 0, .pinned = true});
+    hog.post([&] {
+        while (!stop.load()) {
+            if (quiesce::sched::need_resched()) return quiesce::sched::Status::kAgain;
+        }
+        hog_done = true;
+        return quiesce::sched::Status::kDone;
+    });
+    struct Where : tcp::Handler {
+        std::atomic<int>& off_loop_1;
+        explicit Where(std::atomic<int>& counter) : off_loop_1(counter) {}
+        void on_data(tcp::Connection& conn, Buffer& in) override {
+            if (quiesce::sched::Scheduler::current_loop() != 1) ++off_loop_1;
+            conn.write(in);
+        }
+    };
+    std::atomic<int> off_loop_1{0};
+    tcp::Listener& listener = server.runtime.listen(
+        "127.0.0.1:0", [&] { return std::make_unique<Where>(off_loop_1); }, {.loop = 1});
+    server.start();
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int c = 0; c < 8; ++c) {
+        clients.push_back(std::make_unique<Client>(listener.address()));
+        const std::string message = pattern(64, static_cast<unsigned>(c));
+        clients.back()->send(message);
+        CHECK(clients.back()->receive(message.size()) == message);
+    }
+    stop = true;
+    REQUIRE(wait_until([&] { return hog_done.load(); }));
+    CHECK(off_loop_1.load() == 0);
+    CHECK_THROWS_AS(server.runtime.listen("127.0.0.1:0", echo(), {.loop = 2}),
+                    std::invalid_argument);
+    CHECK(server.stop() == 0);
 }
 
 TEST_CASE("a graceful stop sends what was accepted, then closes", "[framework][tcp]") {

@@ -51,7 +51,10 @@ CASES = [
     b"get a " + b"k" * 251 + b" b\r\n",
     b"get " + b" ".join(b"k%d" % i for i in range(60)) + b"\r\n",
     b"set sp 0 0 1\r\nx\r\nget  sp   sp \r\nget sp\n",
-    b"stats detail\r\nstats detail on\r\nstats detail off\r\nstats nosuch\r\n",
+    b"stats detail\r\nstats detail on\r\nstats detail off\r\nstats nosuch\r\nstats sizes\r\n",
+    # lru_crawler: what answers at once (a dump's END comes from memcached's
+    # crawler thread, after what follows it)
+    b"lru_crawler\r\nlru_crawler foo\r\nlru_crawler metadump\r\nlru_crawler metadump 0\r\nlru_crawler metadump 64\r\nlru_crawler metadump bogus\r\nlru_crawler crawl 99\r\nlru_crawler crawl hash\r\nlru_crawler tocrawl 5\r\nlru_crawler tocrawl x\r\nlru_crawler sleep 10\r\nlru_crawler sleep 2000000\r\nlru_crawler sleep x\r\nlru_crawler enable\r\n",
     b"version\r\nshutdown\r\n",
     b"flush_all 0 noreply\r\nflush_all noreply\r\n",
     b"cas\r\ncas a 0 0 1\r\nincr\r\ndecr a\r\nappend a\r\n",

@@ -1,5 +1,5 @@
 """What the kvcache test scripts (differential.py, pymemcache_test.py,
-scale_out_test.py, memccapable_test.py), and the httpd ones, share: starting kvcache, memcached
+scale_out_test.py, memccapable_test.py, memcached_tool_test.py), and the httpd ones, share: starting kvcache, memcached
 and nutcracker on loopback ports of their own, the registry of those child
 processes (killed, and their logs removed, however the script ends), the
 hard time limit, the check/result helpers and the skip (exit 77) logic.

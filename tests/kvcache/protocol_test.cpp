@@ -3,6 +3,10 @@
 // against a running memcached; these run without one).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "harness.hpp"
 
 using kvcache::Session;
@@ -243,6 +247,73 @@ TEST_CASE("stats cachedump lists the items, as memcdump reads them", "[kvcache][
     CHECK(h.send("stats cachedump 2 0\r\n") == "END\r\n");
     CHECK(h.send("stats cachedump 99 0\r\n") == "CLIENT_ERROR Illegal slab id\r\n");
     CHECK(h.send("stats cachedump 1\r\n") == "CLIENT_ERROR bad command line\r\n");
+}
+
+TEST_CASE("lru_crawler metadump lists the live items as memcached does", "[kvcache][unit]") {
+    Harness h;
+    h.send("set a%20b 0 0 3\r\nabc\r\nset k2 0 100 2\r\nxy\r\nget k2\r\nset gone 0 -1 1\r\nz\r\n");
+    const std::string now = std::to_string(h.now);
+    const std::string dump = h.send("lru_crawler metadump all\r\n");
+    // The key URI-encoded, absolute times, fetched or not, every item in class 1.
+    CHECK(dump.find("key=a%2520b exp=-1 la=" + now + " cas=1 fetch=no cls=1 size=") !=
+          std::string::npos);
+    CHECK(dump.find("key=k2 exp=" + std::to_string(h.now + 100) + " la=" + now +
+                    " cas=2 fetch=yes cls=1 size=") != std::string::npos);
+    CHECK(dump.find("gone") == std::string::npos);  // expired: not listed
+    CHECK(std::count(dump.begin(), dump.end(), '\n') == 3);
+    CHECK(dump.ends_with("\nEND\r\n"));
+    CHECK(h.send("lru_crawler metadump 1,\r\n") == dump);
+    CHECK(h.send("lru_crawler metadump hash\r\n") == dump);
+    CHECK(h.send("lru_crawler metadump 5\r\n") == "END\r\n");
+    CHECK(h.send("lru_crawler metadump 64\r\n") == "BADCLASS invalid class id\r\n");
+    CHECK(h.send("lru_crawler metadump 0\r\n") == "BADCLASS invalid class id\r\n");
+    CHECK(h.send("lru_crawler metadump\r\n") == "ERROR\r\n");
+    CHECK(h.send("version\r\nlru_crawler metadump all\r\n").ends_with(
+        "\r\nERROR cannot pipeline other commands before metadump\r\n"));
+    CHECK(h.send("lru_crawler crawl 1\r\nlru_crawler crawl hash\r\n") ==
+          "OK\r\nERROR an unknown error happened\r\n");
+    CHECK(h.send("lru_crawler tocrawl 5\r\nlru_crawler tocrawl x\r\n") ==
+          "OK\r\nCLIENT_ERROR bad command line format\r\n");
+    CHECK(h.send("lru_crawler sleep 2000000\r\n") ==
+          "CLIENT_ERROR sleep must be one second or less\r\n");
+    CHECK(h.send("lru_crawler enable\r\n") == "ERROR failed to start lru crawler thread\r\n");
+    CHECK(h.send("lru_crawler disable\r\nlru_crawler metadump all\r\n") ==
+          "OK\r\nCLIENT_ERROR lru crawler disabled\r\n");
+    CHECK(h.store.crawl(1024) == 0);  // disabled: the crawler reclaims nothing
+    CHECK(h.send("lru_crawler enable\r\nlru_crawler foo\r\n") == "OK\r\nERROR\r\n");
+    CHECK(h.send("stats sizes\r\n") == "STAT sizes_status disabled\r\nEND\r\n");
+}
+
+TEST_CASE("a metadump larger than the output budget goes on a step at a time", "[kvcache][unit]") {
+    Harness h;
+    constexpr int kItems = 5000;
+    std::string sets;
+    for (int i = 0; i < kItems; ++i)
+        sets += "set k" + std::to_string(i) + " 0 0 1 noreply\r\nx\r\n";
+    h.send(sets);
+    constexpr std::size_t kBudget = 4096;
+    std::string all = h.send("lru_crawler metadump all\r\nget k7\r\n", kBudget);
+    CHECK(h.session->dumping());
+    CHECK(h.session->stopped_early());
+    int calls = 1;
+    std::size_t largest = all.size();
+    while (h.session->dumping() && calls < 100'000) {
+        const std::string more = h.send("", kBudget);
+        largest = std::max(largest, more.size());
+        all += more;
+        ++calls;
+    }
+    CHECK_FALSE(h.session->dumping());
+    CHECK(calls > 10);
+    CHECK(largest < kBudget + 64 * 1024);  // one step past the budget at most
+    CHECK(all.ends_with("END\r\nVALUE k7 0 1\r\nx\r\nEND\r\n"));
+    std::vector<int> seen(kItems, 0);
+    std::size_t at = 0;
+    while ((at = all.find("key=k", at)) != std::string::npos) {
+        at += 5;
+        seen[static_cast<std::size_t>(std::stoi(all.substr(at)))]++;
+    }
+    CHECK(std::count(seen.begin(), seen.end(), 1) == kItems);
 }
 
 TEST_CASE("a get whose reply would be too large is refused", "[kvcache][unit]") {

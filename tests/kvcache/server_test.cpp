@@ -106,6 +106,38 @@ TEST_CASE("kvcache in a runtime: concurrent clients on shared keys", "[kvcache][
         sender.join();
         CHECK(complete == 200);
     }
+    // lru_crawler metadump of more than the output budget: sent as the client
+    // reads it, every item once, then what was pipelined behind it.
+    {
+        Client c(listener.address());
+        constexpr int kItems = 20'000;
+        std::string sets;
+        for (int i = 0; i < kItems; ++i)
+            sets += "set d" + std::to_string(i) + " 0 0 1 noreply\r\nx\r\n";
+        c.send(sets + "version\r\n");
+        REQUIRE(c.receive_line().starts_with("VERSION "));
+        c.send("lru_crawler metadump all\r\nget big\r\n");
+        std::vector<bool> seen(kItems, false);
+        int listed = 0, twice = 0, bad_lines = 0;
+        for (;;) {
+            const std::string line = c.receive_line();
+            if (line == "END\r") break;
+            if (!line.starts_with("key=") || line.find(" cls=1 size=") == std::string::npos) {
+                ++bad_lines;
+                break;
+            }
+            if (line.starts_with("key=d")) {
+                const int i = std::stoi(line.substr(5, line.find(' ') - 5));
+                if (seen[static_cast<std::size_t>(i)]) ++twice;
+                seen[static_cast<std::size_t>(i)] = true;
+                ++listed;
+            }
+        }
+        CHECK(bad_lines == 0);
+        CHECK(listed == kItems);
+        CHECK(twice == 0);
+        CHECK(c.receive_line() == "VALUE big 0 20000\r");
+    }
     crawler.cancel();
     CHECK(running.stop() == 0);
 }

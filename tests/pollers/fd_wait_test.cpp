@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 #include <quiesce/pollers/fd_poller.hpp>
@@ -125,6 +126,49 @@ TEST_CASE("FiberFd waits time out and are cancelled from another thread", "[poll
     CHECK(timed.load() == static_cast<int>(WaitResult::kTimedOut));
     CHECK(cancelled.load() == static_cast<int>(WaitResult::kCancelled));
     REQUIRE(wait_until([&] { return poller.stats().watches == 0; }));
+}
+
+TEST_CASE("FiberFd timeouts armed lazily still end each wait at its own deadline",
+          "[pollers][unit]") {
+    // One timer serves the waits one after another (FiberFd::State): a wait
+    // must not end at an earlier wait's deadline, and a shorter timeout than
+    // the armed one must still be kept.
+    sched::Scheduler scheduler({.threads = 1});
+    const pollers::FdPlacement placement = placement_under_test();
+    pollers::FdPoller poller(scheduler, {.threads = 1, .placement = placement});
+    poller.start();
+    SocketPair pair;
+    using Clock = std::chrono::steady_clock;
+    std::atomic<pollers::FiberFd*> shared{nullptr};
+    std::atomic<int> first{-1}, second{-1}, third{-1}, fourth{-1};
+    std::atomic<std::int64_t> second_ms{-1}, fourth_ms{-1};
+    scheduler.spawn([&] {
+        pollers::FiberFd io(poller, pair.fd[0]);
+        shared = &io;
+        first = static_cast<int>(io.wait_readable(500ms));  // interrupted after ~100 ms
+        shared = nullptr;
+        auto start = Clock::now();
+        second = static_cast<int>(io.wait_readable(500ms));  // the timer is still for the first
+        second_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+        io.interrupt();
+        third = static_cast<int>(io.wait_readable(10s));  // arms for 10 s, returns at once
+        start = Clock::now();
+        fourth = static_cast<int>(io.wait_readable(50ms));  // must not wait for those 10 s
+        fourth_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    });
+    REQUIRE(wait_until([&] { return shared.load() != nullptr; }));
+    std::this_thread::sleep_for(100ms);  // the interval between the two deadlines
+    if (pollers::FiberFd* io = shared.load()) io->interrupt();
+    REQUIRE(wait_until([&] { return fourth.load() >= 0; }, 20s));
+    CHECK(first.load() == static_cast<int>(WaitResult::kInterrupted));
+    CHECK(second.load() == static_cast<int>(WaitResult::kTimedOut));
+    CHECK(second_ms.load() >= 500);
+    CHECK(third.load() == static_cast<int>(WaitResult::kInterrupted));
+    CHECK(fourth.load() == static_cast<int>(WaitResult::kTimedOut));
+    CHECK(fourth_ms.load() >= 50);
+    CHECK(fourth_ms.load() < 5000);
 }
 
 TEST_CASE("FiberFd::interrupt() ends one wait, before or during it; the watch stays",

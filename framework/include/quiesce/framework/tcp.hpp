@@ -107,6 +107,12 @@ struct ListenerOptions {
     int backlog = 4096;
     /// Connections accepted per turn of the listener's group.
     unsigned accept_batch = 64;
+    /// The loop every new connection starts on; -1 = the loop with the
+    /// fewest open connections. Either way the scheduler moves connections
+    /// from a busier loop to an idler one (scheduler/README.md, "Moving
+    /// groups"). A loop the runtime does not have: listen() throws
+    /// std::invalid_argument.
+    int loop = -1;
     /// Logs and group names ("NAME 127.0.0.1:7000", "NAME conn 17").
     std::string name = "tcp";
     /// Logs "listening on ADDR" once bound (the line scripts look for to

@@ -289,8 +289,10 @@ public:
     /// (wrapping), calling `fn(Node&)` for each node in them; returns the
     /// cursor to pass next time. For incremental walks (a CLOCK hand, an
     /// expiry crawler) that spread the work over many turns. During a resize
-    /// the future table's buckets for the same keys are visited too (nodes
-    /// may then be seen twice); the resize is helped along first.
+    /// the future table's buckets for the same keys are visited too, each
+    /// once per pass over the current table (a node moved between the two
+    /// while the walk runs may then be seen twice; none present throughout
+    /// is missed); the resize is helped along first.
     template <typename Fn>
     std::size_t walk(std::size_t cursor, std::size_t count, Fn&& fn) {
         if (resizing()) resize_step(count);
@@ -303,7 +305,10 @@ public:
             // The buckets of the future table that bucket b's keys go to.
             if (f->size() > t->size()) {
                 for (std::size_t k = b; k < f->size(); k += t->size()) visit_chain(f->slots[k], fn);
-            } else {
+            } else if (b >= t->size() - f->size()) {
+                // Shrinking: a future bucket takes several old ones. Visit
+                // it once, with the last of them: a node moved there from
+                // any of them before the walk passed that one is seen then.
                 visit_chain(f->slots[b & f->mask], fn);
             }
         }
