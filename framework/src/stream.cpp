@@ -167,6 +167,15 @@ bool Stream::wait(pollers::Ready what) {
 
 std::size_t Stream::read_some() {
     while (!eof_ && !stopping()) {
+        if (!readable_) {
+            // About to wait for the peer: it may be waiting for our replies.
+            // The watch is edge-triggered: input that came before it was
+            // registered, or since the read that found none, raised an edge,
+            // so the wait returns at once if there is something to read.
+            if (!output_.empty()) flush();
+            if (!wait(pollers::kRead)) break;
+            readable_ = true;
+        }
         ssize_t n = detail::read_into(input_, fd_, options_.read_chunk);
         if (n > 0) {
             bytes_in_ += static_cast<std::uint64_t>(n);
@@ -181,9 +190,7 @@ std::size_t Stream::read_some() {
         }
         if (error == EINTR) continue;
         if (error != EAGAIN && error != EWOULDBLOCK) throw_errno(error);
-        // About to wait for the peer: it may be waiting for our replies.
-        if (!output_.empty()) flush();
-        if (!wait(pollers::kRead)) break;
+        readable_ = false;
     }
     return 0;
 }

@@ -130,6 +130,11 @@ private:
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     bool eof_ = false;
+    // False until the socket may hold input we have not read: at the start
+    // and after a read found it empty (EAGAIN). The next read waits for the
+    // watch's edge first instead of trying the socket: an idle connection
+    // makes no read (and reserves no input buffer) until its peer sends.
+    bool readable_ = false;
     bool in_event_ = false;  // a post()ed closure runs (not the fiber)
     bool write_shut_ = false;
 
