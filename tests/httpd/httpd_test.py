@@ -172,6 +172,34 @@ def main():
     check(request(port, "GET", "/files/hello.txt",
                   {"If-Modified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"})[0] == 200,
           "If-Modified-Since long ago: 200")
+    etag = headers.get("etag", "")
+    check(re.match(r'^"[0-9a-f]+-d"$', etag) is not None, "ETag, nginx's shape (%s)" % etag)
+    status, headers, body = request(port, "GET", "/files/hello.txt", {"If-None-Match": etag})
+    check(status == 304 and body == b"" and headers.get("etag") == etag,
+          "If-None-Match with its tag: 304 with the ETag")
+    check(request(port, "GET", "/files/hello.txt",
+                  {"If-None-Match": '"x", W/' + etag})[0] == 304,
+          "If-None-Match compares weakly, in a list")
+    check(request(port, "GET", "/files/hello.txt", {"If-None-Match": "*"})[0] == 304,
+          "If-None-Match: * is 304")
+    check(request(port, "GET", "/files/hello.txt",
+                  {"If-None-Match": '"other"', "If-Modified-Since": modified})[0] == 200,
+          "If-None-Match that does not match wins over If-Modified-Since: 200")
+    check(request(port, "GET", "/files/hello.txt", {"If-Match": '"other"'})[0] == 412,
+          "If-Match with another tag: 412")
+    check(request(port, "GET", "/files/hello.txt", {"If-Match": "W/" + etag})[0] == 412,
+          "If-Match compares strongly: a weak tag is 412")
+    check(request(port, "GET", "/files/hello.txt", {"If-Match": etag})[0] == 200,
+          "If-Match with its tag: 200")
+    status, headers, body = request(port, "GET", "/files/hello.txt",
+                                    {"Range": "bytes=7-11", "If-Range": etag})
+    check(status == 206 and body == b"files", "If-Range with its tag: the range")
+    status, headers, body = request(port, "GET", "/files/hello.txt",
+                                    {"Range": "bytes=7-11", "If-Range": '"old"'})
+    check(status == 200 and body == b"hello, files\n", "If-Range with another tag: all of it")
+    status, headers, body = request(port, "GET", "/files/hello.txt",
+                                    {"Range": "bytes=7-11", "If-Range": modified})
+    check(status == 206 and body == b"files", "If-Range with its Last-Modified: the range")
     status, headers, body = request(port, "GET", "/files/hello.txt", {"Range": "bytes=7-11"})
     check(status == 206 and body == b"files" and headers.get("content-range") == "bytes 7-11/13",
           "Range bytes=7-11: 206 with Content-Range")
