@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -51,29 +52,62 @@ int open_beneath(int root_fd, const std::string& relative) noexcept {
 
 /// One file being sent: AIO reads of `chunk` bytes, each written once the
 /// connection's output has drained.
+/// What a file reply sends, in order: for each part, `head` (a multipart
+/// header; empty for a plain reply), then `length` bytes of the file from
+/// `offset`; then the tail (the closing boundary).
+struct FilePart {
+    std::string head;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+};
+
+/// Sends parts of a file, reading a piece through the AIO poller once the
+/// connection's queued output has drained: a slow client costs one piece.
 struct FileSend : std::enable_shared_from_this<FileSend> {
-    FileSend(http::Responder r, int descriptor, std::uint64_t from, std::uint64_t length,
-             std::size_t chunk, quiesce::pollers::AioPoller& poller)
+    FileSend(http::Responder r, int descriptor, std::vector<FilePart> file_parts,
+             std::string closing, std::size_t chunk, quiesce::pollers::AioPoller& poller)
         : responder(std::move(r)),
           fd(descriptor),
-          offset(from),
-          remaining(length),
+          parts(std::move(file_parts)),
+          tail(std::move(closing)),
           size(static_cast<std::size_t>(
-              std::min<std::uint64_t>(chunk, std::max<std::uint64_t>(length, 1)))),
+              std::min<std::uint64_t>(chunk, std::max<std::uint64_t>(largest(parts), 1)))),
           buffer(new char[size]),
           aio(poller) {}
     ~FileSend() { ::close(fd); }
     FileSend(const FileSend&) = delete;
     FileSend& operator=(const FileSend&) = delete;
 
+    static std::uint64_t largest(const std::vector<FilePart>& parts) noexcept {
+        std::uint64_t most = 0;
+        for (const FilePart& part : parts) most = std::max(most, part.length);
+        return most;
+    }
+
     void step() {
-        if (remaining == 0 || !responder.open()) {
+        if (!responder.open()) {
             responder.finish();
             return;
         }
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(size, remaining));
+        while (next < parts.size()) {
+            FilePart& part = parts[next];
+            if (!part.head.empty()) {
+                responder.write(part.head);
+                part.head.clear();
+            }
+            if (part.length > 0) break;
+            ++next;
+        }
+        if (next == parts.size()) {
+            if (!tail.empty()) responder.write(tail);
+            responder.finish();
+            return;
+        }
+        FilePart& part = parts[next];
+        const std::size_t want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(size, part.length));
         auto self = shared_from_this();
-        aio.read_at(responder.group(), fd, buffer.get(), want, static_cast<off_t>(offset),
+        aio.read_at(responder.group(), fd, buffer.get(), want, static_cast<off_t>(part.offset),
                     [self](quiesce::pollers::AioResult result) {
                         if (result.error || result.bytes == 0) {
                             if (result.error)
@@ -82,22 +116,21 @@ struct FileSend : std::enable_shared_from_this<FileSend> {
                             self->responder.finish();  // short: the connection is aborted
                             return;
                         }
-                        self->offset += result.bytes;
-                        self->remaining -= std::min<std::uint64_t>(self->remaining, result.bytes);
-                        self->responder.write(std::string_view(self->buffer.get(), result.bytes));
-                        if (self->remaining == 0) {
-                            self->responder.finish();
-                            return;
-                        }
+                        FilePart& done = self->parts[self->next];
+                        const auto got = std::min<std::uint64_t>(done.length, result.bytes);
+                        done.offset += got;
+                        done.length -= got;
+                        self->responder.write(std::string_view(self->buffer.get(), got));
                         self->responder.when_drained([self] { self->step(); });
                     });
     }
 
     http::Responder responder;
     int fd;
-    std::uint64_t offset;
-    std::uint64_t remaining;
-    std::size_t size;  // of the buffer: one AIO read
+    std::vector<FilePart> parts;
+    std::string tail;
+    std::size_t next = 0;  // the part being sent
+    std::size_t size;      // of the buffer: one AIO read
     std::unique_ptr<char[]> buffer;
     quiesce::pollers::AioPoller& aio;
 };
@@ -143,6 +176,15 @@ void burn_step(const std::shared_ptr<Burn>& burn, http::Responder& responder) {
 std::string_view trim(std::string_view text) noexcept {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
     while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    return text;
+}
+
+/// A boundary for multipart/byteranges: random, so no file holds it by
+/// design (RFC 2046 asks only that it not occur in the parts).
+std::string multipart_boundary() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    char text[40];
+    std::snprintf(text, sizeof text, "quiesce-%016llx", static_cast<unsigned long long>(rng()));
     return text;
 }
 
@@ -412,8 +454,6 @@ void Httpd::serve_file(http::Responder responder) {
         responder.send(with_config(std::move(response)));
         return;
     }
-    std::uint64_t first = 0;
-    std::uint64_t length = size;
     auto range_header = request.header("Range");
     if (auto if_range = request.header("If-Range"); range_header && if_range) {
         // The range only if the representation is the one the client has:
@@ -421,15 +461,34 @@ void Httpd::serve_file(http::Responder responder) {
         const auto date = http::parse_http_date(*if_range);
         if (date ? *date != st.st_mtim.tv_sec : trim(*if_range) != etag) range_header.reset();
     }
+    std::vector<FilePart> parts{FilePart{{}, 0, size}};
+    std::string tail;
     if (range_header) {
         bool unsatisfiable = false;
-        if (auto range = http::parse_byte_range(*range_header, size, unsatisfiable)) {
-            first = range->first;
-            length = range->last - range->first + 1;
+        const std::vector<http::ByteRange> ranges =
+            http::parse_byte_ranges(*range_header, size, unsatisfiable);
+        auto content_range = [size](const http::ByteRange& r) {
+            return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" +
+                   std::to_string(size);
+        };
+        if (ranges.size() == 1) {
             response.status = 206;
-            response.headers.emplace_back("Content-Range", "bytes " + std::to_string(range->first) +
-                                                               "-" + std::to_string(range->last) +
-                                                               "/" + std::to_string(size));
+            response.headers.emplace_back("Content-Range", content_range(ranges[0]));
+            parts = {FilePart{{}, ranges[0].first, ranges[0].last - ranges[0].first + 1}};
+        } else if (ranges.size() > 1) {
+            // multipart/byteranges (RFC 9110 section 14.6): each range with
+            // its own Content-Type and Content-Range, between boundaries.
+            const std::string boundary = multipart_boundary();
+            parts.clear();
+            for (const http::ByteRange& r : ranges) {
+                parts.push_back(FilePart{"\r\n--" + boundary +
+                                             "\r\nContent-Type: " + response.content_type +
+                                             "\r\nContent-Range: " + content_range(r) + "\r\n\r\n",
+                                         r.first, r.last - r.first + 1});
+            }
+            tail = "\r\n--" + boundary + "--\r\n";
+            response.status = 206;
+            response.content_type = "multipart/byteranges; boundary=" + boundary;
         } else if (unsatisfiable) {
             ::close(fd);
             http::Response refused = http::Response::error(416);
@@ -438,14 +497,16 @@ void Httpd::serve_file(http::Responder responder) {
             return;
         }
     }
+    std::uint64_t length = tail.size();
+    for (const FilePart& part : parts) length += part.head.size() + part.length;
     responder.start(with_config(std::move(response)), length);
     if (request.is_head() || length == 0) {
         ::close(fd);
         responder.finish();
         return;
     }
-    auto send = std::make_shared<FileSend>(std::move(responder), fd, first, length,
-                                           options_.file_chunk, *aio_);
+    auto send = std::make_shared<FileSend>(std::move(responder), fd, std::move(parts),
+                                           std::move(tail), options_.file_chunk, *aio_);
     send->step();
 }
 

@@ -242,45 +242,88 @@ Response Response::error(int status) {
     return text(status, std::to_string(status) + " " + std::string(reason(status)) + "\n");
 }
 
+namespace {
+
+enum class Spec { kOk, kMalformed, kPastEnd };
+
+// One range spec ("A-B", "A-", "-N") of a `size`-byte body.
+Spec parse_range_spec(std::string_view spec, std::uint64_t size, ByteRange& range) noexcept {
+    while (!spec.empty() && (spec.front() == ' ' || spec.front() == '\t')) spec.remove_prefix(1);
+    while (!spec.empty() && (spec.back() == ' ' || spec.back() == '\t')) spec.remove_suffix(1);
+    const std::size_t dash = spec.find('-');
+    if (dash == std::string_view::npos) return Spec::kMalformed;
+    auto number = [](std::string_view text, std::uint64_t& out) {
+        if (text.empty()) return false;
+        auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+        return error == std::errc() && end == text.data() + text.size();
+    };
+    const std::string_view first_text = spec.substr(0, dash);
+    const std::string_view last_text = spec.substr(dash + 1);
+    if (first_text.empty()) {  // "-N": the last N bytes
+        std::uint64_t suffix = 0;
+        if (!number(last_text, suffix)) return Spec::kMalformed;
+        if (suffix == 0 || size == 0) return Spec::kPastEnd;
+        range.first = size - std::min(suffix, size);
+        range.last = size - 1;
+        return Spec::kOk;
+    }
+    if (!number(first_text, range.first)) return Spec::kMalformed;
+    if (last_text.empty()) {
+        range.last = size == 0 ? 0 : size - 1;
+    } else if (!number(last_text, range.last) || range.last < range.first) {
+        return Spec::kMalformed;  // ignored, as RFC 9110 says
+    }
+    if (range.first >= size) return Spec::kPastEnd;
+    range.last = std::min(range.last, size - 1);
+    return Spec::kOk;
+}
+
+}  // namespace
+
+std::vector<ByteRange> parse_byte_ranges(std::string_view value, std::uint64_t size,
+                                         bool& unsatisfiable, std::size_t max_ranges) {
+    unsatisfiable = false;
+    std::vector<ByteRange> ranges;
+    if (!value.starts_with("bytes=")) return ranges;
+    value.remove_prefix(6);
+    std::size_t specs = 0;
+    while (!value.empty()) {
+        const std::size_t comma = value.find(',');
+        const std::string_view spec = value.substr(0, comma);
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        if (++specs > max_ranges) return {};
+        ByteRange range;
+        switch (parse_range_spec(spec, size, range)) {
+            case Spec::kOk:
+                ranges.push_back(range);
+                break;
+            case Spec::kMalformed:
+                return {};
+            case Spec::kPastEnd:
+                break;
+        }
+    }
+    unsatisfiable = ranges.empty() && specs > 0;
+    return ranges;
+}
+
 std::optional<ByteRange> parse_byte_range(std::string_view value, std::uint64_t size,
                                           bool& unsatisfiable) noexcept {
     unsatisfiable = false;
     if (!value.starts_with("bytes=")) return {};
     value.remove_prefix(6);
     if (value.find(',') != std::string_view::npos) return {};  // several ranges: send it all
-    const std::size_t dash = value.find('-');
-    if (dash == std::string_view::npos) return {};
-    auto number = [](std::string_view text, std::uint64_t& out) {
-        if (text.empty()) return false;
-        auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
-        return error == std::errc() && end == text.data() + text.size();
-    };
-    const std::string_view first_text = value.substr(0, dash);
-    const std::string_view last_text = value.substr(dash + 1);
     ByteRange range;
-    if (first_text.empty()) {  // "-N": the last N bytes
-        std::uint64_t suffix = 0;
-        if (!number(last_text, suffix)) return {};
-        if (suffix == 0 || size == 0) {
+    switch (parse_range_spec(value, size, range)) {
+        case Spec::kOk:
+            return range;
+        case Spec::kPastEnd:
             unsatisfiable = true;
             return {};
-        }
-        range.first = size - std::min(suffix, size);
-        range.last = size - 1;
-        return range;
+        case Spec::kMalformed:
+            return {};
     }
-    if (!number(first_text, range.first)) return {};
-    if (last_text.empty()) {
-        range.last = size == 0 ? 0 : size - 1;
-    } else if (!number(last_text, range.last) || range.last < range.first) {
-        return {};  // malformed: ignored, as RFC 9110 says
-    }
-    if (range.first >= size) {
-        unsatisfiable = true;
-        return {};
-    }
-    range.last = std::min(range.last, size - 1);
-    return range;
+    return {};
 }
 
 }  // namespace quiesce::http

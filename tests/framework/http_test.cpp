@@ -167,6 +167,21 @@ TEST_CASE("http helpers: dates, percent-decoding, reasons", "[framework][http]")
         CHECK_FALSE(http::parse_byte_range(ignored, 10, unsatisfiable));
         CHECK_FALSE(unsatisfiable);
     }
+
+    // Several ranges: in the order asked, those past the end dropped.
+    auto ranges = http::parse_byte_ranges("bytes=0-1, 5-,-2,20-30", 10, unsatisfiable);
+    REQUIRE(ranges.size() == 3);
+    CHECK((ranges[0].first == 0 && ranges[0].last == 1));
+    CHECK((ranges[1].first == 5 && ranges[1].last == 9));
+    CHECK((ranges[2].first == 8 && ranges[2].last == 9));
+    CHECK_FALSE(unsatisfiable);
+    CHECK(http::parse_byte_ranges("bytes=10-,20-", 10, unsatisfiable).empty());
+    CHECK(unsatisfiable);
+    CHECK(http::parse_byte_ranges("bytes=0-1,x", 10, unsatisfiable).empty());  // malformed
+    CHECK_FALSE(unsatisfiable);
+    CHECK(http::parse_byte_ranges("bytes=0-0,1-1,2-2", 10, unsatisfiable, 2).empty());  // too many
+    CHECK_FALSE(unsatisfiable);
+    CHECK(http::parse_byte_ranges("bytes=0-0,1-1", 10, unsatisfiable, 2).size() == 2);
 }
 
 TEST_CASE("http: GET, HEAD, keep-alive and the server's headers", "[framework][http]") {

@@ -36,6 +36,10 @@ void look_at(const Request& r, const quiesce::http::ServerOptions& options) {
         auto parsed = quiesce::http::parse_byte_range(*range, 1000, unsatisfiable);
         if (parsed) FUZZ_CHECK(parsed->first <= parsed->last && parsed->last < 1000);
         if (unsatisfiable) FUZZ_CHECK(!parsed);
+        const auto ranges = quiesce::http::parse_byte_ranges(*range, 1000, unsatisfiable);
+        FUZZ_CHECK(ranges.size() <= 16);
+        for (const auto& each : ranges) FUZZ_CHECK(each.first <= each.last && each.last < 1000);
+        if (unsatisfiable) FUZZ_CHECK(ranges.empty());
     }
     if (auto since = r.header("If-Modified-Since")) {
         if (auto when = quiesce::http::parse_http_date(*since))

@@ -205,6 +205,40 @@ def main():
           "Range bytes=7-11: 206 with Content-Range")
     status, headers, body = request(port, "GET", "/files/hello.txt", {"Range": "bytes=-6"})
     check(status == 206 and body == b"files\n", "Range bytes=-6: the last six bytes")
+    status, headers, body = request(port, "GET", "/files/hello.txt",
+                                    {"Range": "bytes=0-4, 7-11,-1"})
+    ctype = headers.get("content-type", "")
+    m = re.match(r"multipart/byteranges; boundary=(\S+)$", ctype)
+    check(status == 206 and m is not None, "several ranges: 206 multipart/byteranges (%s)" % ctype)
+    if m:
+        boundary = m.group(1).encode()
+        check(int(headers["content-length"]) == len(body), "its Content-Length is its body's")
+        pieces = body.split(b"\r\n--" + boundary)
+        check(pieces[0] == b"" and pieces[-1] == b"--\r\n" and len(pieces) == 5,
+              "three parts between boundaries, then the closing one")
+        want = [(b"0-4/13", b"hello"), (b"7-11/13", b"files"), (b"12-12/13", b"\n")]
+        for piece, (where, data) in zip(pieces[1:4], want):
+            head, _, part = piece.partition(b"\r\n\r\n")
+            check(b"\r\nContent-Range: bytes " + where in head and
+                  b"\r\nContent-Type: text/plain; charset=utf-8" in head and part == data,
+                  "a part: Content-Range bytes %s and its bytes" % where.decode())
+    status, headers, body = request(port, "GET", "/files/hello.txt", {"Range": "bytes=0-1,100-"})
+    check(status == 206 and body == b"he" and headers.get("content-range") == "bytes 0-1/13",
+          "one satisfiable range of two: a plain 206")
+    status, headers, body = request(port, "GET", "/files/hello.txt", {"Range": "bytes=0-1,x"})
+    check(status == 200 and body == b"hello, files\n", "a malformed range list: the whole file")
+    many = "bytes=" + ",".join("%d-%d" % (i, i) for i in range(17))
+    check(request(port, "GET", "/files/hello.txt", {"Range": many})[0] == 200,
+          "more than 16 ranges: the whole file")
+    status, headers, body = request(port, "GET", "/files/big.bin",
+                                    {"Range": "bytes=0-99,500000-799999"})
+    m = re.match(r"multipart/byteranges; boundary=(\S+)$", headers.get("content-type", ""))
+    ok = status == 206 and m is not None
+    if ok:
+        pieces = body.split(b"\r\n--" + m.group(1).encode())
+        parts = [p.partition(b"\r\n\r\n")[2] for p in pieces[1:3]]
+        ok = parts == [big[0:100], big[500000:800000]]
+    check(ok, "two ranges of the large file, each whole (the second over several AIO reads)")
     status, headers, body = request(port, "GET", "/files/hello.txt", {"Range": "bytes=100-"})
     check(status == 416 and headers.get("content-range") == "bytes */13",
           "a range past the end: 416")

@@ -134,6 +134,13 @@ struct ByteRange {
 /// `unsatisfiable` set, a range past the end (answer 416).
 [[nodiscard]] std::optional<ByteRange> parse_byte_range(std::string_view value, std::uint64_t size,
                                                         bool& unsatisfiable) noexcept;
+/// The satisfiable ranges of a `Range` header value with one or more
+/// comma-separated specs, in the order asked; those past the end are
+/// dropped. Empty: a malformed value or more than `max_ranges` specs (serve
+/// the whole body), or, with `unsatisfiable` set, no spec satisfiable (416).
+[[nodiscard]] std::vector<ByteRange> parse_byte_ranges(std::string_view value, std::uint64_t size,
+                                                       bool& unsatisfiable,
+                                                       std::size_t max_ranges = 16);
 
 class Session;
 
