@@ -142,8 +142,8 @@ TEST_CASE("FiberFd timeouts armed lazily still end each wait at its own deadline
     std::atomic<pollers::FiberFd*> shared{nullptr};
     std::atomic<int> first{-1}, second{-1}, third{-1}, fourth{-1};
     std::atomic<std::int64_t> second_ms{-1}, fourth_ms{-1};
-    scheduler.spawn([&] {
-        pollers::FiberFd io(poller, pair.fd[0]);
+    auto run_waits = [&](int fd) {
+        pollers::FiberFd io(poller, fd);
         shared = &io;
         first = static_cast<int>(io.wait_readable(500ms));  // interrupted after ~100 ms
         shared = nullptr;
@@ -157,11 +157,16 @@ TEST_CASE("FiberFd timeouts armed lazily still end each wait at its own deadline
         fourth = static_cast<int>(io.wait_readable(50ms));  // must not wait for those 10 s
         fourth_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    };
+    std::atomic<bool> finished{false};
+    scheduler.spawn([&] {
+        run_waits(pair.fd[0]);
+        finished = true;  // the FiberFd is gone: its watch is off the descriptor
     });
     REQUIRE(wait_until([&] { return shared.load() != nullptr; }));
     std::this_thread::sleep_for(100ms);  // the interval between the two deadlines
     if (pollers::FiberFd* io = shared.load()) io->interrupt();
-    REQUIRE(wait_until([&] { return fourth.load() >= 0; }, 20s));
+    REQUIRE(wait_until([&] { return finished.load(); }, 20s));  // before `pair` closes
     CHECK(first.load() == static_cast<int>(WaitResult::kInterrupted));
     CHECK(second.load() == static_cast<int>(WaitResult::kTimedOut));
     CHECK(second_ms.load() >= 500);
