@@ -173,12 +173,6 @@ void burn_step(const std::shared_ptr<Burn>& burn, http::Responder& responder) {
     std::move(responder).defer([burn](http::Responder& next) { burn_step(burn, next); });
 }
 
-std::string_view trim(std::string_view text) noexcept {
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-    return text;
-}
-
 /// A boundary for multipart/byteranges: random, so no file holds it by
 /// design (RFC 2046 asks only that it not occur in the parts).
 std::string multipart_boundary() {
@@ -195,24 +189,6 @@ std::string entity_tag(const struct stat& st) {
                   static_cast<unsigned long long>(st.st_mtim.tv_sec),
                   static_cast<unsigned long long>(st.st_size));
     return tag;
-}
-
-/// Whether an If-Match / If-None-Match list names `etag` ("*" names any).
-/// `weak`: If-None-Match's weak comparison (a W/ prefix is ignored);
-/// If-Match compares strongly (a weak tag never matches).
-bool tag_listed(std::string_view list, std::string_view etag, bool weak) {
-    if (trim(list) == "*") return true;
-    while (!list.empty()) {
-        const std::size_t comma = list.find(',');
-        std::string_view tag = trim(list.substr(0, comma));
-        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        if (tag.starts_with("W/")) {
-            if (!weak) continue;
-            tag.remove_prefix(2);
-        }
-        if (tag == etag) return true;
-    }
-    return false;
 }
 
 }  // namespace
@@ -436,14 +412,14 @@ void Httpd::serve_file(http::Responder responder) {
     response.headers.emplace_back("Accept-Ranges", "bytes");
     // RFC 9110 section 13.2.2's order: If-Match, then If-None-Match (which
     // makes If-Modified-Since ignored), then If-Range.
-    if (auto match = request.header("If-Match"); match && !tag_listed(*match, etag, false)) {
+    if (auto match = request.header("If-Match"); match && !http::etag_listed(*match, etag, false)) {
         ::close(fd);
         responder.send(http::Response::error(412));
         return;
     }
     bool not_modified = false;
     if (auto none_match = request.header("If-None-Match")) {
-        not_modified = tag_listed(*none_match, etag, true);
+        not_modified = http::etag_listed(*none_match, etag, true);
     } else if (auto since = request.header("If-Modified-Since")) {
         auto when = http::parse_http_date(*since);
         not_modified = when && st.st_mtim.tv_sec <= *when;
@@ -457,9 +433,10 @@ void Httpd::serve_file(http::Responder responder) {
     auto range_header = request.header("Range");
     if (auto if_range = request.header("If-Range"); range_header && if_range) {
         // The range only if the representation is the one the client has:
-        // the same strong tag, or exactly its Last-Modified date.
+        // the same strong tag, or exactly its Last-Modified date (header
+        // values come trimmed from the parser).
         const auto date = http::parse_http_date(*if_range);
-        if (date ? *date != st.st_mtim.tv_sec : trim(*if_range) != etag) range_header.reset();
+        if (date ? *date != st.st_mtim.tv_sec : *if_range != etag) range_header.reset();
     }
     std::vector<FilePart> parts{FilePart{{}, 0, size}};
     std::string tail;

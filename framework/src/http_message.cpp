@@ -248,8 +248,7 @@ enum class Spec { kOk, kMalformed, kPastEnd };
 
 // One range spec ("A-B", "A-", "-N") of a `size`-byte body.
 Spec parse_range_spec(std::string_view spec, std::uint64_t size, ByteRange& range) noexcept {
-    while (!spec.empty() && (spec.front() == ' ' || spec.front() == '\t')) spec.remove_prefix(1);
-    while (!spec.empty() && (spec.back() == ' ' || spec.back() == '\t')) spec.remove_suffix(1);
+    spec = detail::trim(spec);
     const std::size_t dash = spec.find('-');
     if (dash == std::string_view::npos) return Spec::kMalformed;
     auto number = [](std::string_view text, std::uint64_t& out) {
@@ -305,6 +304,21 @@ std::vector<ByteRange> parse_byte_ranges(std::string_view value, std::uint64_t s
     }
     unsatisfiable = ranges.empty() && specs > 0;
     return ranges;
+}
+
+bool etag_listed(std::string_view list, std::string_view etag, bool weak) noexcept {
+    if (detail::trim(list) == "*") return true;
+    while (!list.empty()) {
+        const std::size_t comma = list.find(',');
+        std::string_view tag = detail::trim(list.substr(0, comma));
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        if (tag.starts_with("W/")) {
+            if (!weak) continue;
+            tag.remove_prefix(2);
+        }
+        if (tag == etag) return true;
+    }
+    return false;
 }
 
 std::optional<ByteRange> parse_byte_range(std::string_view value, std::uint64_t size,

@@ -182,6 +182,12 @@ TEST_CASE("http helpers: dates, percent-decoding, reasons", "[framework][http]")
     CHECK(http::parse_byte_ranges("bytes=0-0,1-1,2-2", 10, unsatisfiable, 2).empty());  // too many
     CHECK_FALSE(unsatisfiable);
     CHECK(http::parse_byte_ranges("bytes=0-0,1-1", 10, unsatisfiable, 2).size() == 2);
+
+    CHECK(http::etag_listed("\"a\", \"b-1\"", "\"b-1\"", false));
+    CHECK(http::etag_listed(" * ", "\"b-1\"", false));
+    CHECK(http::etag_listed("W/\"b-1\"", "\"b-1\"", true));
+    CHECK_FALSE(http::etag_listed("W/\"b-1\"", "\"b-1\"", false));  // strong: weak never matches
+    CHECK_FALSE(http::etag_listed("\"a\",\"c\"", "\"b-1\"", true));
 }
 
 TEST_CASE("http: GET, HEAD, keep-alive and the server's headers", "[framework][http]") {

@@ -138,6 +138,10 @@ struct ByteRange {
 /// comma-separated specs, in the order asked; those past the end are
 /// dropped. Empty: a malformed value or more than `max_ranges` specs (serve
 /// the whole body), or, with `unsatisfiable` set, no spec satisfiable (416).
+/// Whether an `If-Match` / `If-None-Match` value (a list of entity tags,
+/// or `*`) names `etag`. `weak`: If-None-Match's weak comparison (a `W/`
+/// prefix is ignored); If-Match compares strongly (a weak tag never matches).
+[[nodiscard]] bool etag_listed(std::string_view list, std::string_view etag, bool weak) noexcept;
 [[nodiscard]] std::vector<ByteRange> parse_byte_ranges(std::string_view value, std::uint64_t size,
                                                        bool& unsatisfiable,
                                                        std::size_t max_ranges = 16);
