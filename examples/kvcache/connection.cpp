@@ -1,9 +1,27 @@
 // ConnectionHandler and the server's wiring (connection.hpp).
 #include "connection.hpp"
 
+#include <sys/socket.h>
+
 #include <chrono>
+#include <utility>
 
 namespace kvcache {
+
+void ConnectionHandler::on_open(quiesce::tcp::Connection& conn) {
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    quiesce::tcp::Address here;
+    if (::getsockname(conn.fd(), reinterpret_cast<sockaddr*>(&local), &length) == 0)
+        here = quiesce::tcp::Address::from_sockaddr(reinterpret_cast<sockaddr*>(&local), length);
+    entry_ = server_.conns.add_client(conn.fd(), conn.peer(), here, server_.store.current_time());
+    session_.set_conn_entry(entry_);
+}
+
+void ConnectionHandler::on_close(quiesce::tcp::Connection&, std::error_code) {
+    session_.set_conn_entry(nullptr);
+    server_.conns.remove(std::exchange(entry_, nullptr));
+}
 
 void ConnectionHandler::on_data(quiesce::tcp::Connection& conn, quiesce::Buffer& in) {
     // Stop parsing once this much output waits: a client that pipelines
@@ -52,10 +70,13 @@ quiesce::tcp::Listener& listen(quiesce::Runtime& runtime, Server& server,
                                const std::string& address) {
     const auto options = listener_options(server.store.options().item_max);
     const std::size_t high_water = options.connection.high_water;
-    return runtime.listen(
+    auto& listener = runtime.listen(
         address,
         [&server, high_water] { return std::make_unique<ConnectionHandler>(server, high_water); },
         options);
+    server.conns.add_listener(listener.fd(), listener.address(), false,
+                              server.store.current_time());
+    return listener;
 }
 
 quiesce::sched::Timer start_crawler(quiesce::Runtime& runtime, Store& store) {

@@ -172,7 +172,27 @@ Session::Status Session::process(quiesce::Buffer& in, quiesce::Buffer& out, std:
         }
     }
     out_ = nullptr;
+    if (entry_ != nullptr) note_activity();
     return close_ ? Status::kClose : status;
+}
+
+void Session::note_activity() {
+    // Once per batch of input, not per command: a listing counts seconds.
+    // Only this session writes its entry; "stats conns" on any loop reads it.
+    using Shown = ConnTable::State;
+    Shown shown = entry_->state.load(std::memory_order_relaxed);  // relaxed: a statistic
+    if (close_) {
+        shown = Shown::kClosing;
+    } else if (state_ == State::kData || state_ == State::kSwallow) {
+        shown = Shown::kNread;
+    } else if (dispatched_) {
+        shown = Shown::kRead;
+    }
+    entry_->state.store(shown, std::memory_order_relaxed);  // relaxed: a statistic
+    if (dispatched_) {
+        dispatched_ = false;
+        entry_->last_cmd.store(store_.current_time(), std::memory_order_relaxed);  // relaxed: ditto
+    }
 }
 
 bool Session::read_line(quiesce::Buffer& in, Status& status) {
@@ -200,6 +220,7 @@ bool Session::read_line(quiesce::Buffer& in, Status& status) {
     // memcached works on a C string: a NUL byte ends the line there.
     const std::size_t length = std::strlen(line_.c_str());
     const std::size_t ntokens = tokenize_command(line_.data(), length, tokens_.data(), kMaxTokens);
+    dispatched_ = true;
     dispatch(ntokens);
     return true;
 }
@@ -253,6 +274,7 @@ void Session::dispatch(std::size_t ntokens) {
     }
     if (first == 'c') {
         if (is("cas")) return want_or(7, 8) ? cmd_update(ntokens, Mode::kCas, true) : void();
+        if (is("cache_memlimit")) return want_or(3, 4) ? cmd_memlimit(ntokens) : void();
         return out_string("ERROR");
     }
     if (first == 'i') {
@@ -521,6 +543,20 @@ void Session::cmd_verbosity(std::size_t ntokens) {
         return out_string("CLIENT_ERROR bad command line format");
     server_.verbosity.store(static_cast<int>(std::min<std::uint32_t>(level, 2)),
                             std::memory_order_relaxed);  // relaxed: a setting
+    out_string("OK");
+}
+
+void Session::cmd_memlimit(std::size_t ntokens) {
+    // memcached's process_memlimit_command: MiB, at least 8; more than 10^9
+    // must be a value in bytes by mistake. Lowering it evicts down to the
+    // new limit as the crawler and later stores go.
+    set_noreply_maybe(ntokens);
+    std::uint32_t mib = 0;
+    if (!safe_strtoul(tokens_[1].value, mib)) return out_string("ERROR");
+    if (mib < 8) return out_string("MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m");
+    if (mib > 1'000'000'000)
+        return out_string("MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes");
+    store_.set_memory_limit(std::size_t{mib} << 20);
     out_string("OK");
 }
 

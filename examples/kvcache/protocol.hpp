@@ -24,6 +24,7 @@
 
 #include <quiesce/framework/buffer.hpp>
 
+#include "conn_table.hpp"
 #include "store.hpp"
 
 namespace kvcache {
@@ -61,6 +62,8 @@ struct Server {
     std::string listen = "127.0.0.1";
     unsigned threads = 1;
     std::size_t max_connections = 1024;
+    /// What "stats conns" lists: listeners, the UDP socket, connections.
+    ConnTable conns;
     /// The most one get's reply may hold before it is refused with
     /// "SERVER_ERROR out of memory writing get response" (a multiget that
     /// names a large value thousands of times).
@@ -95,6 +98,9 @@ public:
     [[nodiscard]] Counters& counters() noexcept { return counters_; }
     /// Drops a half-read request (UDP: each datagram stands alone).
     void reset();
+    /// This session's line in "stats conns" (a connection's; null for UDP
+    /// and tests): its state and time are kept there after each batch.
+    void set_conn_entry(ConnTable::Entry* entry) noexcept { entry_ = entry; }
 
     /// memcached's tokens: value is NUL-terminated inside the line buffer.
     struct Token {
@@ -131,6 +137,8 @@ private:
     void cmd_flush_all(std::size_t ntokens);
     void cmd_verbosity(std::size_t ntokens);
     void cmd_shutdown(std::size_t ntokens);
+    void cmd_memlimit(std::size_t ntokens);
+    void note_activity();
     void swallow(std::size_t bytes);
     /// Counts a read that found its key expired or flushed.
     void count_dead(Store::Miss miss) noexcept;
@@ -169,6 +177,8 @@ private:
     std::size_t dump_cursor_ = 0;
     std::size_t dump_done_ = 0;
     std::size_t dump_end_ = 0;
+    ConnTable::Entry* entry_ = nullptr;
+    bool dispatched_ = false;  // a command ran since the last note_activity()
     bool noreply_ = false;
     bool close_ = false;
     bool stopped_early_ = false;

@@ -62,7 +62,7 @@ void Session::general_stats(StatWriter& w) {
     w.add("store_no_memory", t.store_no_memory);
     w.add("auth_cmds", std::uint64_t{0});
     w.add("auth_errors", std::uint64_t{0});
-    w.add("limit_maxbytes", static_cast<std::uint64_t>(store_.options().memory_limit));
+    w.add("limit_maxbytes", static_cast<std::uint64_t>(store_.memory_limit()));
     w.add("threads", server_.threads);
     w.add("hash_bytes", t.hash_buckets * sizeof(void*));
     w.add("hash_is_expanding", std::uint64_t{0});
@@ -80,7 +80,7 @@ void Session::general_stats(StatWriter& w) {
 
 void Session::settings_stats(StatWriter& w) {
     const StoreOptions& o = store_.options();
-    w.add("maxbytes", static_cast<std::uint64_t>(o.memory_limit));
+    w.add("maxbytes", static_cast<std::uint64_t>(store_.memory_limit()));
     w.add("maxconns", static_cast<std::uint64_t>(server_.max_connections));
     w.add("tcpport", server_.port);
     w.add("udpport", server_.udp_port);
@@ -121,6 +121,8 @@ void Session::cmd_stats(std::size_t ntokens) {
         if (std::strcmp(sub, "cachedump") == 0) return cmd_cachedump(ntokens);
         if (std::strcmp(sub, "settings") == 0) {
             settings_stats(w);
+        } else if (std::strcmp(sub, "conns") == 0) {
+            server_.conns.write(w, store_.current_time(), entry_);
         } else if (std::strcmp(sub, "sizes") == 0) {
             w.add("sizes_status", std::string_view("disabled"));  // no size histogram here
         } else if (std::strcmp(sub, "items") == 0 || std::strcmp(sub, "slabs") == 0) {

@@ -42,6 +42,7 @@ bool parse_u64(std::string_view text, std::uint64_t& out) {
 
 Store::Store(StoreOptions options, quiesce::rcu::Domain& domain, std::function<std::time_t()> now)
     : options_(options),
+      memory_limit_(options.memory_limit),
       domain_(domain),
       now_(now ? std::move(now) : [] { return std::time(nullptr); }),
       // As memcached: two seconds more than ITEM_UPDATE_INTERVAL before the
@@ -200,12 +201,13 @@ bool Store::take_out(Item* item, bool evicted) {
     return true;
 }
 
-bool Store::reserve(std::size_t need) {
+bool Store::reserve(std::size_t need, std::size_t max_buckets) {
+    const std::size_t limit_bytes = memory_limit();
     auto fits = [&] {
-        return bytes_.load(std::memory_order_relaxed) + need <= options_.memory_limit;  // relaxed
+        return bytes_.load(std::memory_order_relaxed) + need <= limit_bytes;  // relaxed: a counter
     };
     if (fits()) return true;
-    if (need > options_.memory_limit) return false;
+    if (need > limit_bytes) return false;
     std::lock_guard lock(evict_mutex_);
     const RelTime now = current_time();
     // The CLOCK hand walks a window of buckets: dead items go, an active
@@ -215,7 +217,7 @@ bool Store::reserve(std::size_t need) {
     // reads (the hand walks in hash order, not in time order). Two sweeps
     // of the table at most.
     constexpr std::size_t kWindow = 64;
-    const std::size_t limit = 2 * table_.stats().buckets + kWindow;
+    const std::size_t limit = std::min(max_buckets, 2 * table_.stats().buckets + kWindow);
     std::vector<Item*> candidates;
     for (std::size_t visited = 0; !fits() && visited < limit; visited += kWindow) {
         candidates.clear();
@@ -501,6 +503,8 @@ std::size_t Store::bucket_count() const noexcept {
 }
 
 std::size_t Store::crawl(std::size_t buckets) {
+    // Over the limit (cache_memlimit lowered it): evict a window's worth.
+    if (bytes() > memory_limit()) (void)reserve(0, buckets);
     if (!crawler_enabled()) return 0;
     std::unique_lock lock(crawl_mutex_, std::try_to_lock);
     if (!lock.owns_lock()) return 0;

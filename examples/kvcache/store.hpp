@@ -203,7 +203,17 @@ public:
     void detach(Counters& counters);
     [[nodiscard]] Totals totals() const;
     void reset_totals();
+    /// The options given; the memory limit may have changed since (below).
     [[nodiscard]] const StoreOptions& options() const noexcept { return options_; }
+    /// Bytes of items allowed now: -m, or what cache_memlimit set last.
+    [[nodiscard]] std::size_t memory_limit() const noexcept {
+        return memory_limit_.load(std::memory_order_relaxed);  // relaxed: a setting
+    }
+    /// memcached's cache_memlimit: a lower limit is reached by evicting, a
+    /// window of buckets per crawl() and whatever a store needs. Thread: any.
+    void set_memory_limit(std::size_t bytes) noexcept {
+        memory_limit_.store(bytes, std::memory_order_relaxed);  // relaxed: a setting
+    }
     [[nodiscard]] std::size_t bytes() const noexcept {
         return bytes_.load(std::memory_order_relaxed);  // relaxed: a counter
     }
@@ -224,7 +234,9 @@ public:
 private:
     [[nodiscard]] bool live(const Item& item, RelTime now) const noexcept;
     [[nodiscard]] Miss why_dead(const Item& item, RelTime now) const noexcept;
-    bool reserve(std::size_t bytes);
+    /// Evicts until `bytes` more fit under the limit, walking at most
+    /// `max_buckets` buckets (else up to two sweeps of the table).
+    bool reserve(std::size_t bytes, std::size_t max_buckets = SIZE_MAX);
     void retire(Item* item, bool evicted = false) noexcept;
     void linked(const Item& item) noexcept;
     Item* copy_with(const Item& base, std::string_view value);
@@ -233,6 +245,7 @@ private:
     static void free_item(Item* item) noexcept;
 
     const StoreOptions options_;
+    std::atomic<std::size_t> memory_limit_;
     quiesce::rcu::Domain& domain_;
     std::function<std::time_t()> now_;
     std::time_t process_started_;

@@ -39,26 +39,28 @@ void serve_udp(quiesce::Runtime& runtime, Server& server, const std::string& lis
     std::string host = listen.substr(0, listen.find(','));
     if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
     auto session = std::make_shared<Session>(server);
-    runtime.bind_udp(host + ":" + std::to_string(port),
-                     [session](quiesce::udp::Socket& socket, const quiesce::udp::Datagram& d) {
-                         if (d.data.size() < kHeader) return;  // not a memcached frame
-                         const std::uint16_t id = get16(d.data, 0);
-                         std::string reply;
-                         if (get16(d.data, 2) != 0 || get16(d.data, 4) != 1) {
-                             reply = "SERVER_ERROR multi-packet request not supported\r\n";
-                         } else {
-                             quiesce::Buffer in, out;
-                             in.append(std::string_view(d.data).substr(kHeader));
-                             session->process(in, out);
-                             session->reset();  // a datagram is a whole request
-                             reply = out.take(out.size());
-                         }
-                         if (reply.empty()) return;
-                         for (const auto& datagram : frame_udp_reply(id, reply))
-                             socket.send_to(d.peer, datagram);
-                     },
-                     // memcached reads a request datagram into 64 KiB.
-                     {.max_datagram = 65536, .name = "kvcache udp"});
+    auto& socket =
+        runtime.bind_udp(host + ":" + std::to_string(port),
+                         [session](quiesce::udp::Socket& socket, const quiesce::udp::Datagram& d) {
+                             if (d.data.size() < kHeader) return;  // not a memcached frame
+                             const std::uint16_t id = get16(d.data, 0);
+                             std::string reply;
+                             if (get16(d.data, 2) != 0 || get16(d.data, 4) != 1) {
+                                 reply = "SERVER_ERROR multi-packet request not supported\r\n";
+                             } else {
+                                 quiesce::Buffer in, out;
+                                 in.append(std::string_view(d.data).substr(kHeader));
+                                 session->process(in, out);
+                                 session->reset();  // a datagram is a whole request
+                                 reply = out.take(out.size());
+                             }
+                             if (reply.empty()) return;
+                             for (const auto& datagram : frame_udp_reply(id, reply))
+                                 socket.send_to(d.peer, datagram);
+                         },
+                         // memcached reads a request datagram into 64 KiB.
+                         {.max_datagram = 65536, .name = "kvcache udp"});
+    server.conns.add_listener(socket.fd(), socket.address(), true, server.store.current_time());
 }
 
 }  // namespace kvcache

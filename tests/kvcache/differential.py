@@ -76,6 +76,11 @@ CASES = [
     b"mg ma O" + b"x" * 40 + b"\r\nmg nomma O" + b"x" * 40 + b"\r\n",
     b"mn\r\nmn\r\n",
     b"ms mh 1\r\nx\r\nmg mh h l v\r\nmg mh h v\r\nmg mh u h\r\n",
+    # cache_memlimit (MiB; left at -m 64 for the cases after it)
+    b"cache_memlimit\r\ncache_memlimit abc\r\ncache_memlimit 7\r\ncache_memlimit -5\r\n"
+    b"cache_memlimit 1000000001\r\ncache_memlimit 4294967296\r\ncache_memlimit 7 noreply\r\n"
+    b"cache_memlimit noreply\r\ncache_memlimit 100 noreply extra\r\ncache_memlimit 12abc\r\n"
+    b"cache_memlimit 32 x\r\ncache_memlimit 8 noreply\r\ncache_memlimit 64\r\n",
 ]
 
 # Cases that end the connection (no "mn" sentinel): the reply is whatever
@@ -116,6 +121,42 @@ def run(port, payload, sentinel):
     return data
 
 
+def conns_listing(port):
+    """"stats conns" with a known set of clients, normalized: descriptors
+    become L, C1, C2... in order of appearance, ports P, seconds N. One
+    client has sent nothing, one is inside a data block, one is idle after
+    a command, and the one asking. Asks again (up to 5 s) until the server
+    has seen all of that: the partial data block and closes of earlier
+    connections reach it asynchronously."""
+    quiet = socket.create_connection(("127.0.0.1", port), timeout=5)
+    partial = socket.create_connection(("127.0.0.1", port), timeout=5)
+    partial.sendall(b"set cl 0 0 10\r\nabc")
+    idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+    idle.sendall(b"mn\r\n")
+    assert idle.recv(100) == b"MN\r\n"
+    asker = socket.create_connection(("127.0.0.1", port), timeout=5)
+    deadline = time.time() + 5
+    listing = b""
+    while time.time() < deadline:
+        asker.sendall(b"stats conns\r\nmn\r\n")
+        data = b""
+        while not data.endswith(b"MN\r\n"):
+            data += asker.recv(65536)
+        listing = data[:-len(b"MN\r\n")]
+        names = {}
+
+        def fd(m):
+            return names.setdefault(m.group(1), b"C%d" % len(names))
+        listing = re.sub(rb"STAT (\d+):", lambda m: b"STAT " + fd(m) + b":", listing)
+        listing = re.sub(rb":(\d+)\r\n", b":P\r\n", listing)
+        listing = re.sub(rb"secs_since_last_cmd \d+", b"secs_since_last_cmd N", listing)
+        if listing.count(b"listen_addr") == 4 and b"conn_nread" in listing:
+            break
+    for s in (quiet, partial, idle, asker):
+        s.close()
+    return listing
+
+
 def show(b):
     if len(b) > 300:
         return repr(b[:150]) + "...(%d bytes)..." % len(b) + repr(b[-100:])
@@ -142,6 +183,13 @@ def main():
                 print("MISMATCH for", show(case))
                 print("  kvcache:  ", show(ours))
                 print("  memcached:", show(theirs))
+    # "stats conns": the same lines in the same order, but for the numbers.
+    ours, theirs = conns_listing(kv_port), conns_listing(mc_port)
+    if ours != theirs or b"conn_new_cmd" not in ours or b"conn_parse_cmd" not in ours:
+        failures += 1
+        print("MISMATCH for stats conns")
+        print("  kvcache:  ", show(ours))
+        print("  memcached:", show(theirs))
     # The first line of "me" is ours to shape (no slab classes), but the
     # key and the fields must be there.
     me = run(kv_port, b"set mekey 0 0 1\r\nx\r\nme mekey\r\nme nokey\r\n", True)
@@ -149,7 +197,7 @@ def main():
         failures += 1
         print("bad me reply:", show(me))
     assert kv.poll() is None, "kvcache died"
-    total = len(CASES) + len(CLOSING) + 1
+    total = len(CASES) + len(CLOSING) + 2
     print("%d of %d cases match memcached" % (total - failures, total))
     return 1 if failures else 0
 

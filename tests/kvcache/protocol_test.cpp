@@ -173,6 +173,30 @@ TEST_CASE("the memory limit evicts, inactive items first", "[kvcache][unit]") {
     CHECK(h.send("get k1999\r\n").starts_with("VALUE k1999"));
 }
 
+TEST_CASE("cache_memlimit changes the limit; a lower one is reached by evicting",
+          "[kvcache][unit]") {
+    Harness h({.memory_limit = 64u << 20, .item_max = 8 * 1024});
+    const std::string value(1000, 'v');
+    for (int i = 0; i < 20000; ++i)
+        REQUIRE(h.send("set k" + std::to_string(i) + " 0 0 1000\r\n" + value + "\r\n") ==
+                "STORED\r\n");
+    REQUIRE(h.store.bytes() > (16u << 20));
+    CHECK(h.send("cache_memlimit 7\r\n") ==
+          "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n");
+    CHECK(h.store.memory_limit() == (64u << 20));
+    CHECK(h.send("cache_memlimit 16\r\n") == "OK\r\n");
+    CHECK(h.store.memory_limit() == (16u << 20));
+    CHECK(h.send("stats settings\r\n").find("STAT maxbytes 16777216\r\n") != std::string::npos);
+    CHECK(h.send("stats\r\n").find("STAT limit_maxbytes 16777216\r\n") != std::string::npos);
+    // The crawler evicts a window of buckets per pass until under it.
+    for (int pass = 0; pass < 1000 && h.store.bytes() > (16u << 20); ++pass) h.store.crawl(4096);
+    CHECK(h.store.bytes() <= (16u << 20));
+    CHECK(h.store.totals().evictions > 0);
+    // Stores go on under the new limit.
+    CHECK(h.send("set new 0 0 1000\r\n" + value + "\r\n") == "STORED\r\n");
+    CHECK(h.store.bytes() <= (16u << 20));
+}
+
 TEST_CASE("a pipelined burst stops at the output budget and resumes", "[kvcache][unit]") {
     Harness h;
     h.send("set v 0 0 1000\r\n" + std::string(1000, 'v') + "\r\n");
@@ -268,8 +292,8 @@ TEST_CASE("lru_crawler metadump lists the live items as memcached does", "[kvcac
     CHECK(h.send("lru_crawler metadump 64\r\n") == "BADCLASS invalid class id\r\n");
     CHECK(h.send("lru_crawler metadump 0\r\n") == "BADCLASS invalid class id\r\n");
     CHECK(h.send("lru_crawler metadump\r\n") == "ERROR\r\n");
-    CHECK(h.send("version\r\nlru_crawler metadump all\r\n").ends_with(
-        "\r\nERROR cannot pipeline other commands before metadump\r\n"));
+    CHECK(h.send("version\r\nlru_crawler metadump all\r\n")
+              .ends_with("\r\nERROR cannot pipeline other commands before metadump\r\n"));
     CHECK(h.send("lru_crawler crawl 1\r\nlru_crawler crawl hash\r\n") ==
           "OK\r\nERROR an unknown error happened\r\n");
     CHECK(h.send("lru_crawler tocrawl 5\r\nlru_crawler tocrawl x\r\n") ==

@@ -1,8 +1,8 @@
 // kvcache served by a Runtime in this process, driven by client threads over
 // loopback: concurrent sets and gets of shared keys across two loops with
-// every value verified, a pipelined burst larger than the output budget,
-// and the crawler running. In every build, so ThreadSanitizer and
-// AddressSanitizer watch the whole path (loops, sessions, store, timers).
+// every value verified, "stats conns" listing them meanwhile, a pipelined burst larger than the
+// output budget, and the crawler running. In every build, so ThreadSanitizer and AddressSanitizer
+// watch the whole path (loops, sessions, store, timers).
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -77,14 +77,42 @@ TEST_CASE("kvcache in a runtime: concurrent clients on shared keys", "[kvcache][
             ops.fetch_add(1);
         }
     };
+    // "stats conns" from fresh connections meanwhile: it reads the other
+    // loops' entries while their connections write them, and connections
+    // come and go under it.
+    std::atomic<std::uint64_t> listings{0}, full_listings{0};
+    auto lister = [&] {
+        while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled
+            Client c(listener.address());
+            c.send("stats conns\r\n");
+            int asking = 0, clients = 0;
+            for (;;) {
+                const std::string line = c.receive_line();
+                if (line == "END\r") break;
+                if (!line.starts_with("STAT ")) {
+                    bad.fetch_add(1);
+                    break;
+                }
+                if (line.ends_with(":state conn_parse_cmd\r")) ++asking;
+                if (line.find(":listen_addr tcp:127.0.0.1:") != std::string::npos) ++clients;
+            }
+            // Itself alone as the asker; the four clients once they connected.
+            if (asking != 1 || clients < 1) bad.fetch_add(1);
+            if (clients >= 5) full_listings.fetch_add(1);
+            listings.fetch_add(1);
+        }
+    };
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < 4; ++i) threads.emplace_back(client, i + 1);
+    threads.emplace_back(lister);
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     stop.store(true);
     for (auto& t : threads) t.join();
-    INFO("ops " << ops.load() << " hits " << hits.load());
+    INFO("ops " << ops.load() << " hits " << hits.load() << " listings " << listings.load() << " ("
+                << full_listings.load() << " with every client)");
     CHECK(bad.load() == 0);
     CHECK(hits.load() > 0);
+    CHECK(full_listings.load() > 0);
 
     // A burst of pipelined gets far over the 1 MiB output budget, sent
     // before any reply is read: every reply arrives, in order.

@@ -244,6 +244,10 @@ public:
     /// The address it is bound to (the port the kernel picked for port 0).
     [[nodiscard]] const Address& address() const noexcept { return address_; }
     [[nodiscard]] const ListenerOptions& options() const noexcept { return options_; }
+    /// The listening socket's descriptor, for listings such as memcached's
+    /// "stats conns". Thread: any, until close() (then the number may be
+    /// reused).
+    [[nodiscard]] int fd() const noexcept { return fd_; }
     /// Stops accepting and closes the socket (connections stay). Thread: any.
     void close();
     [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }

@@ -77,6 +77,8 @@ public:
     /// handler call).
     void send_to(const tcp::Address& peer, std::string_view data);
     [[nodiscard]] const tcp::Address& address() const noexcept { return address_; }
+    /// The socket's descriptor, for listings. Thread: any, until close().
+    [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] Stats stats() const noexcept;
     /// Stops receiving and closes the socket. Thread: any.
     void close();
