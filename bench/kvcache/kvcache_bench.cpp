@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -248,7 +249,13 @@ int main(int argc, char** argv) {
     for (int index = 0; index < 4; ++index) {
         if (only >= 0 && index != only) continue;
         const Shape& shape = shapes[index];
-        Server ours(ours_binary, {"-p", "0", "-t", t, "-m", "1024", "-c", "4096"}, threads);
+        std::vector<std::string> args{"-p", "0", "-t", t, "-m", "1024", "-c", "4096"};
+        // KVCACHE_BENCH_ARGS: more flags for kvcache (to compare its options).
+        if (const char* extra = std::getenv("KVCACHE_BENCH_ARGS")) {
+            std::istringstream words(extra);
+            for (std::string w; words >> w;) args.push_back(w);
+        }
+        Server ours(ours_binary, args, threads);
         Memcached anchor(threads, "1024");
         load(ours.port(), 0, kKeys, shape.size);
         load(anchor.port, 0, kKeys, shape.size);
