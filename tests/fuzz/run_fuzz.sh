@@ -27,8 +27,8 @@ case $target in
     corpus=kvcache_corpus
     sources=(
       "$root"/tests/fuzz/kvcache_protocol_fuzz.cpp
-      "$root"/examples/kvcache/{protocol,meta,stats_text,store}.cpp
-      "$root"/framework/src/buffer.cpp
+      "$root"/examples/kvcache/{protocol,meta,stats_text,store,conn_table}.cpp
+      "$root"/framework/src/{buffer,address}.cpp
       "$root"/rcu/src/*.cpp
     )
     headers=("$root"/examples/kvcache/*.hpp "$root"/rcu/include/quiesce/rcu/*.hpp)
