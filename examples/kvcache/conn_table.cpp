@@ -29,8 +29,8 @@ std::string ConnTable::describe(const quiesce::tcp::Address& address, bool udp) 
 ConnTable::Entry* ConnTable::add_listener(int fd, const quiesce::tcp::Address& address, bool udp,
                                           RelTime now) {
     std::lock_guard lock(mutex_);
-    Entry& e = entries_.emplace_back(fd, udp ? Kind::kUdp : Kind::kListen, describe(address, udp),
-                                     "", now);
+    Entry& e = listeners_.emplace_back(fd, udp ? Kind::kUdp : Kind::kListen, describe(address, udp),
+                                       "", now);
     e.bound = address;
     // memcached's UDP socket waits in conn_read; a listener in conn_listening.
     e.state.store(State::kRead, std::memory_order_relaxed);  // relaxed: before it is listed
@@ -41,7 +41,7 @@ ConnTable::Entry* ConnTable::add_client(int fd, const quiesce::tcp::Address& pee
                                         const quiesce::tcp::Address& local, RelTime now) {
     std::lock_guard lock(mutex_);
     std::string listen_addr = describe(local, false);
-    for (const Entry& l : entries_) {
+    for (const Entry& l : listeners_) {
         if (l.kind != Kind::kListen || l.bound.family() != local.family()) continue;
         const bool same = local.is_unix() ? l.addr == listen_addr : l.bound.port() == local.port();
         if (same) {
@@ -49,23 +49,27 @@ ConnTable::Entry* ConnTable::add_client(int fd, const quiesce::tcp::Address& pee
             break;
         }
     }
-    return &entries_.emplace_back(fd, Kind::kClient, describe(peer, false), std::move(listen_addr),
-                                  now);
+    auto entry = std::make_unique<Entry>(fd, Kind::kClient, describe(peer, false),
+                                         std::move(listen_addr), now);
+    Entry* raw = entry.get();
+    clients_.emplace(raw, std::move(entry));
+    return raw;
 }
 
 void ConnTable::remove(Entry* entry) noexcept {
     if (entry == nullptr) return;
     std::lock_guard lock(mutex_);
-    entries_.remove_if([entry](const Entry& e) { return &e == entry; });
+    clients_.erase(entry);
 }
 
 void ConnTable::write(StatWriter& w, RelTime now, const Entry* self) const {
-    static constexpr const char* kStates[] = {"conn_new_cmd", "conn_read", "conn_parse_cmd",
-                                              "conn_nread", "conn_closing"};
+    static constexpr const char* kStates[] = {"conn_new_cmd", "conn_read", "conn_nread",
+                                              "conn_closing"};
     std::lock_guard lock(mutex_);
     std::vector<const Entry*> sorted;
-    sorted.reserve(entries_.size());
-    for (const Entry& e : entries_) sorted.push_back(&e);
+    sorted.reserve(listeners_.size() + clients_.size());
+    for (const Entry& e : listeners_) sorted.push_back(&e);
+    for (const auto& [key, e] : clients_) sorted.push_back(key);
     std::stable_sort(sorted.begin(), sorted.end(),
                      [](const Entry* a, const Entry* b) { return a->fd < b->fd; });
     for (const Entry* e : sorted) {

@@ -17,8 +17,10 @@
 #include <atomic>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include <quiesce/framework/address.hpp>
 
@@ -33,11 +35,10 @@ public:
     enum class Kind : std::uint8_t { kListen, kUdp, kClient };
     /// memcached's conn_states that a listing shows here.
     enum class State : std::uint8_t {
-        kNewCmd,    ///< conn_new_cmd: no command yet
-        kRead,      ///< conn_read: waiting for the next command
-        kParseCmd,  ///< conn_parse_cmd: running one (the connection asking)
-        kNread,     ///< conn_nread: a data block is still coming
-        kClosing,   ///< conn_closing
+        kNewCmd,   ///< conn_new_cmd: no command yet
+        kRead,     ///< conn_read: waiting for the next command
+        kNread,    ///< conn_nread: a data block is still coming
+        kClosing,  ///< conn_closing
     };
 
     struct Entry {
@@ -66,12 +67,14 @@ public:
     void remove(Entry* entry) noexcept;
 
     /// Writes the listing, ordered by descriptor; `self` (the connection
-    /// asking, may be null) shows as conn_parse_cmd.
+    /// asking, may be null) shows as conn_parse_cmd, running its command.
     void write(StatWriter& w, RelTime now, const Entry* self) const;
 
 private:
     mutable std::mutex mutex_;
-    std::list<Entry> entries_;  // mutex_; std::list: entries never move
+    std::list<Entry> listeners_;  // mutex_; a few, never removed; std::list: entries never move
+    // mutex_; by address: a connect or a close costs O(1), not a walk of every connection.
+    std::unordered_map<const Entry*, std::unique_ptr<Entry>> clients_;
 };
 
 }  // namespace kvcache

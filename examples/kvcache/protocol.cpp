@@ -180,15 +180,13 @@ void Session::note_activity() {
     // Once per batch of input, not per command: a listing counts seconds.
     // Only this session writes its entry; "stats conns" on any loop reads it.
     using Shown = ConnTable::State;
-    Shown shown = entry_->state.load(std::memory_order_relaxed);  // relaxed: a statistic
     if (close_) {
-        shown = Shown::kClosing;
+        entry_->state.store(Shown::kClosing, std::memory_order_relaxed);  // relaxed: a statistic
     } else if (state_ == State::kData || state_ == State::kSwallow) {
-        shown = Shown::kNread;
+        entry_->state.store(Shown::kNread, std::memory_order_relaxed);  // relaxed: a statistic
     } else if (dispatched_) {
-        shown = Shown::kRead;
+        entry_->state.store(Shown::kRead, std::memory_order_relaxed);  // relaxed: a statistic
     }
-    entry_->state.store(shown, std::memory_order_relaxed);  // relaxed: a statistic
     if (dispatched_) {
         dispatched_ = false;
         entry_->last_cmd.store(store_.current_time(), std::memory_order_relaxed);  // relaxed: ditto
