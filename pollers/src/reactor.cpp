@@ -28,8 +28,7 @@ void nothing(evutil_socket_t, short, void*) {}
 }  // namespace
 
 Reactor::Reactor() {
-    init_libevent();  // locks: watches are added from other threads
-    base_ = event_base_new();
+    base_ = new_precise_base();  // locks (init_libevent()): watches come from other threads
     if (base_ == nullptr) {
         throw std::system_error(errno != 0 ? errno : ENOMEM, std::generic_category(),
                                 "pollers: event_base_new for a loop");
