@@ -2,6 +2,7 @@
 """httpd against nginx, both driven by wrk, in one run; and the fairness demo.
 
 usage: httpd_bench.py HTTPD_BINARY [--seconds S] [--rounds R] [--workers N]
+                      [--only all|nginx|fairness]
 
 Both servers run as processes on 127.0.0.1 ports of their own, with N loops
 (httpd --threads N) and N worker processes (nginx worker_processes N), and
@@ -19,7 +20,8 @@ means httpd is better).
 
 Fairness: p99 latency of `/` from 50 connections while 4 connections request
 /burn?ms=200 in a loop, with httpd's default slice (500 us) and with
---slice-us 0 (no slicing: each burn holds its loop for 200 ms).
+--slice-us 0 (no slicing: each burn holds its loop for 200 ms); medians of R
+runs with slicing, one without.
 
 Needs Debian's nginx (nginx-light is enough) and wrk; says which is missing
 and exits 77 otherwise.
@@ -178,18 +180,23 @@ def compare(servers, name, path, connections, seconds, rounds, script=None, scri
           flush=True)
 
 
-def fairness(servers, seconds, slice_args, label):
-    port, proc = servers.start_httpd(*slice_args)
-    burn = subprocess.Popen(["wrk", "-t1", "-c4", "-d%ds" % (seconds + 2), "--timeout", "30s",
-                             "http://127.0.0.1:%d/burn?ms=200" % port],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    time.sleep(1)
-    rps, p99, errors = wrk("http://127.0.0.1:%d/" % port, 50, seconds)
-    out = burn.communicate(timeout=seconds + 60)[0].decode()
-    burns = re.search(r"(\d+) requests in", out)
-    servers.stop_httpd(proc)
-    print("| %s | %.0f | %.2f ms | %s |" % (label, rps, p99, burns.group(1) if burns else "?"),
-          flush=True)
+def fairness(servers, seconds, slice_args, label, rounds):
+    runs = []
+    for _ in range(rounds):
+        port, proc = servers.start_httpd(*slice_args)
+        burn = subprocess.Popen(["wrk", "-t1", "-c4", "-d%ds" % (seconds + 2), "--timeout", "30s",
+                                 "http://127.0.0.1:%d/burn?ms=200" % port],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        time.sleep(1)
+        rps, p99, errors = wrk("http://127.0.0.1:%d/" % port, 50, seconds)
+        out = burn.communicate(timeout=seconds + 60)[0].decode()
+        burns = re.search(r"(\d+) requests in", out)
+        servers.stop_httpd(proc)
+        runs.append((rps, p99, int(burns.group(1)) if burns else float("nan")))
+    rps = statistics.median(r[0] for r in runs)
+    p99 = statistics.median(r[1] for r in runs)
+    burns = statistics.median(r[2] for r in runs)
+    print("| %s | %.0f | %.2f ms | %g |" % (label, rps, p99, burns), flush=True)
     return p99
 
 
@@ -199,6 +206,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--only", choices=("all", "nginx", "fairness"), default="all",
+                        help="run the nginx comparison, the fairness demo, or both")
     args = parser.parse_args()
     for tool, package in (("nginx", "nginx-light"), ("wrk", "wrk")):
         if shutil.which(tool) is None:
@@ -217,22 +226,27 @@ def main():
     try:
         print("httpd (%d loops) vs nginx (%d workers), wrk -t1, %d rounds of %d s, medians\n" %
               (args.workers, args.workers, args.rounds, args.seconds))
-        print("| scenario | httpd req/s | nginx req/s | throughput ratio | httpd p99 | nginx p99 "
-              "| p99 ratio |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        compare(servers, "`/`, 64 keep-alive connections", "/", 64, args.seconds, args.rounds)
-        compare(servers, "`/`, 512 keep-alive connections", "/", 512, args.seconds, args.rounds)
-        compare(servers, "`/`, 64 connections, 16 pipelined", "/", 64, args.seconds, args.rounds,
-                lua, ["16"])
-        compare(servers, "1 MiB file, 16 connections", "/files/big.bin", 16, args.seconds,
-                args.rounds)
+        if args.only != "fairness":
+            print("| scenario | httpd req/s | nginx req/s | throughput ratio | httpd p99 "
+                  "| nginx p99 | p99 ratio |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+            compare(servers, "`/`, 64 keep-alive connections", "/", 64, args.seconds, args.rounds)
+            compare(servers, "`/`, 512 keep-alive connections", "/", 512, args.seconds,
+                    args.rounds)
+            compare(servers, "`/`, 64 connections, 16 pipelined", "/", 64, args.seconds,
+                    args.rounds, lua, ["16"])
+            compare(servers, "1 MiB file, 16 connections", "/files/big.bin", 16, args.seconds,
+                    args.rounds)
         servers.stop_httpd(servers.httpd)
-        print("\nfairness: `/` on 50 connections while 4 connections loop on /burn?ms=200\n")
+        if args.only == "nginx":
+            return 0
+        print("\nfairness: `/` on 50 connections while 4 connections loop on /burn?ms=200, "
+              "medians of %d runs\n" % args.rounds)
         print("| httpd | `/` req/s | `/` p99 | burns done |")
         print("| --- | ---: | ---: | ---: |")
-        sliced = fairness(servers, args.seconds, [], "slices of 500 us (default)")
+        sliced = fairness(servers, args.seconds, [], "slices of 500 us (default)", args.rounds)
         unsliced = fairness(servers, args.seconds, ["--slice-us", "0", "--stall-ms", "0"],
-                            "--slice-us 0 (no slicing)")
+                            "--slice-us 0 (no slicing)", 1)
         print("\np99 with slicing %.2f ms (target: at most 2 slices, 1 ms); without %.2f ms: %.0fx"
               % (sliced, unsliced, unsliced / sliced))
     finally:

@@ -206,7 +206,7 @@ void Loop::run() {
             turn_end_fresh_ = false;  // it may have woken the thief: no group's time
         }
         take_inbox();
-        const bool hog_turn = !spent_.empty() && (fresh_owed_ <= 0 || local_.empty());
+        const bool hog_turn = !spent_.empty() && (local_.empty() || light_phase_over());
         if (RunLink* link = hog_turn ? spent_.pop() : local_.pop(); link != nullptr) {
             add_ready_local(-1);
             if (fresh_owed_ > 0) --fresh_owed_;
@@ -214,7 +214,7 @@ void Loop::run() {
             if (hog_turn) {
                 // What was queued meanwhile (and before) runs before the next hog.
                 take_inbox();
-                fresh_owed_ = local_.count;
+                start_light_phase();
             }
             between_turns();
             continue;
@@ -345,7 +345,7 @@ void Loop::requeue(GroupCore* group, bool spent) noexcept {
     if (spent) {
         // The first hog waits for the round queued now; later ones queue
         // behind it and leave the round in progress as it is.
-        if (spent_.empty()) fresh_owed_ = local_.count;
+        if (spent_.empty()) start_light_phase();
         spent_.push(group);
     } else {
         local_.push(group);

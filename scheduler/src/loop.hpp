@@ -167,12 +167,24 @@ private:
     RunFifo local_;
     // Groups whose last turn spent its whole slice and that still have work
     // (a hog giving way): a FIFO of their own. All of them together get one
-    // turn per round of the local queue: after such a turn, the groups then
-    // in the local queue (`fresh_owed_` of them) run first. A group that gave
-    // way early waits for at most one spent slice and the round ahead of it,
-    // and the hogs still get a turn per round. Loop thread only.
+    // turn per light phase: after such a turn, the groups then in the local
+    // queue (`fresh_owed_` of them) run first, and the local queue keeps
+    // running (groups that became ready since included) until it is empty
+    // or the phase has used a slice of CPU time. A group that gave way early
+    // waits for at most one spent slice and the groups ahead of it, the
+    // light groups together get about half the loop or more when hogs wait, and
+    // the hogs still get a turn per phase. Loop thread only.
     RunFifo spent_;
     std::int64_t fresh_owed_ = 0;
+    std::uint64_t light_phase_start_ = 0;  // turn_end_cpu_ when the phase began
+    void start_light_phase() noexcept {
+        fresh_owed_ = local_.count;
+        light_phase_start_ = turn_end_cpu_;
+    }
+    [[nodiscard]] bool light_phase_over() const noexcept {
+        return fresh_owed_ <= 0 &&
+               turn_end_cpu_ - light_phase_start_ >= static_cast<std::uint64_t>(slice_.count());
+    }
     RunLink* pop_any() noexcept;
     void take_inbox() noexcept;
     [[nodiscard]] bool nothing_queued() const noexcept {
