@@ -343,8 +343,8 @@ void Loop::requeue(GroupCore* group, bool spent) noexcept {
     take_inbox();        // what others scheduled meanwhile goes first
     // Either keeps the scheduling token and the reference.
     if (spent) {
-        // The first hog waits for the round queued now; later ones queue
-        // behind it and leave the round in progress as it is.
+        // The first hog waits for a light phase that starts now; later ones
+        // queue behind it and leave the phase in progress as it is.
         if (spent_.empty()) start_light_phase();
         spent_.push(group);
     } else {

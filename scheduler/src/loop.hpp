@@ -171,9 +171,9 @@ private:
     // queue (`fresh_owed_` of them) run first, and the local queue keeps
     // running (groups that became ready since included) until it is empty
     // or the phase has used a slice of CPU time. A group that gave way early
-    // waits for at most one spent slice and the groups ahead of it, the
-    // light groups together get about half the loop or more when hogs wait, and
-    // the hogs still get a turn per phase. Loop thread only.
+    // waits for at most one spent slice and the groups ahead of it, the light
+    // groups together get about half the loop or more when hogs wait, and the
+    // hogs still get a turn per phase. Loop thread only.
     RunFifo spent_;
     std::int64_t fresh_owed_ = 0;
     std::uint64_t light_phase_start_ = 0;  // turn_end_cpu_ when the phase began
