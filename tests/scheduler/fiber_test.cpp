@@ -242,11 +242,13 @@ TEST_CASE("yield_if_needed() yields once the slice of CPU time is spent", "[sche
         scheduler.make_group().post([&] { light++; });
         REQUIRE(wait_until([&] { return light.load() == i; }));
     }
+    // `yields` counts after the fiber resumes, so the yield that let the last
+    // light event in may land in this count too.
     const int before = yields.load();
     REQUIRE(wait_until([&] { return yields.load() >= before + 5; }));
     stop = true;
     REQUIRE(wait_until([&] { return hog.closed(); }));
-    CHECK(yields.load() >= 6);
+    CHECK(yields.load() >= 5);
 }
 
 QUIESCE_DEATH_CASE(yield_in_read_lock) {
