@@ -248,7 +248,6 @@ TEST_CASE("yield_if_needed() yields once the slice of CPU time is spent", "[sche
     REQUIRE(wait_until([&] { return yields.load() >= before + 5; }));
     stop = true;
     REQUIRE(wait_until([&] { return hog.closed(); }));
-    CHECK(yields.load() >= 5);
 }
 
 QUIESCE_DEATH_CASE(yield_in_read_lock) {
