@@ -71,7 +71,7 @@ void FdPollerImpl::make_bases() {
     }
     for (unsigned i = 0; i < options.threads; ++i) {
         auto base = std::make_unique<Base>();
-        base->base = detail::new_precise_base();
+        base->base = detail::new_base();
         if (base->base == nullptr) {
             throw std::system_error(errno != 0 ? errno : ENOMEM, std::generic_category(),
                                     "pollers::FdPoller: event_base_new");

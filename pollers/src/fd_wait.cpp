@@ -27,8 +27,10 @@ void require_fiber(const char* what) {
 
 }  // namespace
 
-WaitResult wait_ready(FdPoller& poller, int fd, Ready what, std::chrono::nanoseconds timeout) {
-    require_fiber("pollers::wait_ready()");
+namespace {
+
+// One one-shot watch with `timeout`; its timeout is libevent's (see below).
+WaitResult wait_once(FdPoller& poller, int fd, Ready what, std::chrono::nanoseconds timeout) {
     struct Shared {
         std::atomic<int> result{-1};
         sched::FiberWaker waker;
@@ -51,6 +53,26 @@ WaitResult wait_ready(FdPoller& poller, int fd, Ready what, std::chrono::nanosec
     // relaxed: written by an earlier event of this group (see the file comment).
     while (shared->result.load(std::memory_order_relaxed) < 0) sched::this_fiber::park();
     return static_cast<WaitResult>(shared->result.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+WaitResult wait_ready(FdPoller& poller, int fd, Ready what, std::chrono::nanoseconds timeout) {
+    require_fiber("pollers::wait_ready()");
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point deadline =
+        timeout.count() < 0 || timeout > std::chrono::hours(24 * 365 * 100)
+            ? Clock::time_point::max()
+            : Clock::now() + timeout;
+    for (;;) {
+        const WaitResult result = wait_once(poller, fd, what, timeout);
+        if (result != WaitResult::kTimedOut) return result;
+        // libevent times the watch on CLOCK_MONOTONIC_COARSE, which may end
+        // it up to a tick (4 ms here) early: wait on for what is left.
+        const Clock::time_point now = Clock::now();
+        if (now >= deadline) return result;
+        timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
+    }
 }
 
 struct FiberFd::State {

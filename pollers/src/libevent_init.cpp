@@ -34,14 +34,13 @@ void init_libevent() {
     });
 }
 
-event_base* new_precise_base() {
+event_base* new_base() {
     init_libevent();
     event_config* config = event_config_new();
     if (config == nullptr) {
         errno = ENOMEM;
         return nullptr;
     }
-    event_config_set_flag(config, EVENT_BASE_FLAG_PRECISE_TIMER);
     event_config_set_flag(config, EVENT_BASE_FLAG_NO_CACHE_TIME);
     event_base* base = event_base_new_with_config(config);
     const int saved = errno;

@@ -2,9 +2,12 @@
 #include "reactor.hpp"
 
 #include "libevent_init.hpp"
+#include "log.hpp"
 
 #include <event2/event.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,12 +26,16 @@ void drain_wake(evutil_socket_t fd, short, void*) {
     (void)!read(fd, &count, sizeof count);
 }
 
-void nothing(evutil_socket_t, short, void*) {}
+std::int64_t monotonic_ns() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // the scheduler's timer clock (TimerHeap::now_ns())
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 
 }  // namespace
 
 Reactor::Reactor() {
-    base_ = new_precise_base();  // locks (init_libevent()): watches come from other threads
+    base_ = new_base();  // locks (init_libevent()): watches come from other threads
     if (base_ == nullptr) {
         throw std::system_error(errno != 0 ? errno : ENOMEM, std::generic_category(),
                                 "pollers: event_base_new for a loop");
@@ -39,10 +46,16 @@ Reactor::Reactor() {
         event_base_free(base_);
         throw std::system_error(err, std::generic_category(), "pollers: eventfd for a loop");
     }
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd_ < 0) {
+        const int err = errno;
+        release();
+        throw std::system_error(err, std::generic_category(), "pollers: timerfd for a loop");
+    }
     wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &drain_wake, nullptr);
-    timeout_event_ = evtimer_new(base_, &nothing, nullptr);
-    if (wake_event_ == nullptr || timeout_event_ == nullptr ||
-        event_add(wake_event_, nullptr) != 0) {
+    timer_event_ = event_new(base_, timer_fd_, EV_READ | EV_PERSIST, &Reactor::on_timer, this);
+    if (wake_event_ == nullptr || timer_event_ == nullptr || event_add(wake_event_, nullptr) != 0 ||
+        event_add(timer_event_, nullptr) != 0) {
         release();
         throw std::system_error(ENOMEM, std::generic_category(), "pollers: events for a loop");
     }
@@ -53,12 +66,13 @@ Reactor::~Reactor() {
 }
 
 void Reactor::release() noexcept {
-    if (timeout_event_ != nullptr) event_free(timeout_event_);
+    if (timer_event_ != nullptr) event_free(timer_event_);
     if (wake_event_ != nullptr) event_free(wake_event_);
+    if (timer_fd_ >= 0) close(timer_fd_);
     if (wake_fd_ >= 0) close(wake_fd_);
     if (base_ != nullptr) event_base_free(base_);
-    timeout_event_ = wake_event_ = nullptr;
-    wake_fd_ = -1;
+    timer_event_ = wake_event_ = nullptr;
+    timer_fd_ = wake_fd_ = -1;
     base_ = nullptr;
 }
 
@@ -90,15 +104,42 @@ void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
         event_base_loop(base_, EVLOOP_NONBLOCK);
         return;
     }
-    const bool timed = timeout.count() >= 0;
-    if (timed) {
-        timeval tv{};
-        tv.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
-        tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1'000'000'000 + 999) / 1000);
-        evtimer_add(timeout_event_, &tv);
+    if (timeout.count() == 0) {
+        event_base_loop(base_, EVLOOP_NONBLOCK);
+        return;
     }
-    event_base_loop(base_, EVLOOP_ONCE);  // one epoll_wait, then the callbacks
-    if (timed) evtimer_del(timeout_event_);
+    if (timeout.count() > 0) arm_timer(timeout);
+    // One epoll_wait with no timeout of libevent's (the timerfd ends it), then
+    // the callbacks. A timerfd still set for a deadline the loop dropped may
+    // wake it once for nothing later: the loop re-checks its timers.
+    event_base_loop(base_, EVLOOP_ONCE);
+}
+
+void Reactor::arm_timer(std::chrono::nanoseconds timeout) noexcept {
+    const std::int64_t now = monotonic_ns();
+    constexpr std::int64_t kFar = std::int64_t{1} << 62;  // ~146 years: no overflow below
+    const std::int64_t deadline = timeout.count() >= kFar - now ? kFar : now + timeout.count();
+    if (timer_armed_ns_ != kDisarmed && timer_armed_ns_ >= deadline - kTimerSlackNs &&
+        timer_armed_ns_ <= deadline + kTimerSlackNs)
+        return;  // set for this deadline already: a sleep after an early return
+    itimerspec spec{};
+    spec.it_value.tv_sec = static_cast<time_t>(deadline / 1'000'000'000);
+    spec.it_value.tv_nsec = static_cast<long>(deadline % 1'000'000'000);
+    if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) == 0) {
+        timer_armed_ns_ = deadline;
+    } else {
+        // Not expected with these arguments; if it happens the loop sleeps
+        // past its timer until something else wakes it, so say so.
+        timer_armed_ns_ = kDisarmed;
+        logger().error("pollers: timerfd_settime for a loop's sleep failed: {}",
+                       std::generic_category().message(errno));
+    }
+}
+
+void Reactor::on_timer(int fd, short, void* self) noexcept {
+    std::uint64_t expirations = 0;
+    (void)!read(fd, &expirations, sizeof expirations);
+    static_cast<Reactor*>(self)->timer_armed_ns_ = kDisarmed;
 }
 
 void Reactor::wake() noexcept {

@@ -4,12 +4,19 @@
 // turns while busy, and is woken through an eventfd the base watches, so
 // readiness of the loop's descriptors reaches it without a thread hop.
 //
+// A sleep with a deadline is timed by a timerfd of the reactor's own, set to
+// the absolute deadline and left alone while the deadline stays the same: a
+// busy loop's polls and its sleeps for the same timer cost no timer system
+// call. (libevent's EVENT_BASE_FLAG_PRECISE_TIMER would time them with its
+// own timerfd, set again before every epoll_wait, polls included.)
+//
 // Threading: wait() and poll() on the loop's thread; wake() and the watches'
 // event_add()/event_del() from any thread (the base has libevent's locks).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -58,6 +65,15 @@ public:
 
 private:
     void release() noexcept;
+    /// Makes the timerfd fire at now + `timeout` unless it is set for then
+    /// already (within kTimerSlackNs). Thread: the loop's.
+    void arm_timer(std::chrono::nanoseconds timeout) noexcept;
+    static void on_timer(int fd, short what, void* self) noexcept;
+
+    /// Two deadlines closer than this are the same timer (the loop computes
+    /// one deadline from two clock reads, a few ns apart).
+    static constexpr std::int64_t kTimerSlackNs = 10'000;
+    static constexpr std::int64_t kDisarmed = -1;
 
     std::mutex sources_mutex_;
     std::vector<ReactorSource*> sources_;  // sources_mutex_
@@ -68,7 +84,10 @@ private:
     event_base* base_ = nullptr;
     int wake_fd_ = -1;
     event* wake_event_ = nullptr;
-    event* timeout_event_ = nullptr;
+    int timer_fd_ = -1;
+    event* timer_event_ = nullptr;
+    // The loop's thread only (wait(), poll() and the base's callbacks run there).
+    std::int64_t timer_armed_ns_ = kDisarmed;  // CLOCK_MONOTONIC; kDisarmed: not set
 };
 
 }  // namespace quiesce::pollers::detail

@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -440,4 +442,37 @@ TEST_CASE("kHangup reports the peer's FIN, with the bytes before it, only when a
     REQUIRE(wait_until([&] { return (plain_bits.load() & pollers::kRead) != 0; }));
     std::this_thread::sleep_for(20ms);
     CHECK((plain_bits.load() & pollers::kHangup) == 0);
+}
+
+TEST_CASE(
+    "a loop sleeping in its reactor wakes for a timer to the microsecond, not the millisecond",
+    "[pollers][unit]") {
+    // The reactor times the sleep with its own timerfd; epoll_wait's own
+    // timeout would round 300 µs up to a whole millisecond, every time.
+    sched::Scheduler scheduler({.threads = 1});
+    pollers::FdPoller poller(scheduler, {.placement = pollers::FdPlacement::kLoops});
+    poller.start();
+    sched::Group group = scheduler.make_group({.name = "timers"});
+    constexpr int kTimers = 40;
+    constexpr auto kDelay = 300us;
+    std::atomic<int> fired{0};
+    std::atomic<std::int64_t> shortest_us{INT64_MAX};  // from arming to running
+    std::vector<sched::Timer> timers;
+    // One timer after another, each armed from the previous one's run, so
+    // the loop goes idle and sleeps before each.
+    std::function<void()> arm_next = [&] {
+        const auto t0 = std::chrono::steady_clock::now();
+        timers.push_back(group.after(kDelay, [&, t0] {
+            const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::steady_clock::now() - t0)
+                                .count();
+            if (us < shortest_us.load()) shortest_us = us;
+            if (++fired < kTimers) arm_next();
+        }));
+    };
+    group.post([&] { arm_next(); });
+    REQUIRE(wait_until([&] { return fired.load() == kTimers; }));
+    CHECK(shortest_us.load() >= 300);  // never early
+    CHECK(shortest_us.load() < 950);   // at least one of 40 under a millisecond
+    for (auto& timer : timers) timer.cancel();
 }
