@@ -7,7 +7,6 @@
 #include <event2/event.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,12 +23,6 @@ namespace {
 void drain_wake(evutil_socket_t fd, short, void*) {
     std::uint64_t count = 0;
     (void)!read(fd, &count, sizeof count);
-}
-
-std::int64_t monotonic_ns() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);  // the scheduler's timer clock (TimerHeap::now_ns())
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 }  // namespace
@@ -99,12 +92,8 @@ bool Reactor::flush() noexcept {
 void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
     // The sources send their batches first. What they deliver goes to this
     // loop's own groups, which does not wake it (sched::LoopWaiter): then
-    // poll instead of blocking.
-    if (flush()) {
-        event_base_loop(base_, EVLOOP_NONBLOCK);
-        return;
-    }
-    if (timeout.count() == 0) {
+    // poll instead of blocking, as for a timeout of zero.
+    if (flush() || timeout.count() == 0) {
         event_base_loop(base_, EVLOOP_NONBLOCK);
         return;
     }
@@ -116,7 +105,10 @@ void Reactor::wait(std::chrono::nanoseconds timeout) noexcept {
 }
 
 void Reactor::arm_timer(std::chrono::nanoseconds timeout) noexcept {
-    const std::int64_t now = monotonic_ns();
+    // steady_clock is CLOCK_MONOTONIC, the scheduler's timer clock and the timerfd's.
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
     constexpr std::int64_t kFar = std::int64_t{1} << 62;  // ~146 years: no overflow below
     const std::int64_t deadline = timeout.count() >= kFar - now ? kFar : now + timeout.count();
     if (timer_armed_ns_ != kDisarmed && timer_armed_ns_ >= deadline - kTimerSlackNs &&
