@@ -30,6 +30,7 @@
 #include "perf_ring.hpp"
 
 #include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -227,6 +228,13 @@ std::uint64_t PerfTaskClock::read_count() const noexcept {
     QUIESCE_CHECK(read(fd_, &count, sizeof count) == static_cast<ssize_t>(sizeof count),
                   "read of the perf task clock failed");
     return count;
+}
+
+bool PerfTaskClock::set_period(std::uint64_t period_ns) noexcept {
+    // The kernel stops the event's hrtimer and restarts it with the new
+    // period (__perf_event_period()), on this thread's CPU: no IPI.
+    __u64 period = period_ns;
+    return ioctl(fd_, PERF_EVENT_IOC_PERIOD, &period) == 0;
 }
 
 }  // namespace quiesce::sched::detail

@@ -110,6 +110,10 @@ public:
     /// The task-clock count now, by read(2): ~1.5 µs. For resynchronising
     /// after lost records and for calibration, never per event.
     [[nodiscard]] std::uint64_t read_count() const noexcept;
+    /// Changes the sampling period (PERF_EVENT_IOC_PERIOD, one system call):
+    /// the next sample comes a whole new period of CPU time from now. False
+    /// if the kernel refused (the old period then stays).
+    [[nodiscard]] bool set_period(std::uint64_t period_ns) noexcept;
     /// False when perf_event_paranoid made us exclude the kernel: ticks that
     /// land in a system call are then dropped (see perf_ring.cpp).
     [[nodiscard]] bool counts_kernel() const noexcept { return counts_kernel_; }

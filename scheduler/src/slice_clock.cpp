@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -76,6 +78,7 @@ SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred,
                 perf_ = std::make_unique<detail::PerfTaskClock>(period_ns_, kernel);
                 mode_ = SliceMode::kPerfEvent;
                 tick_unit_ = kSampleBytes;
+                may_sparse_ = period_ns_ < static_cast<std::uint64_t>(kSparsePeriod.count());
             } catch (const std::system_error& e) {
                 if (preferred == SliceMode::kPerfEvent) throw;
                 fallback_reason = e.what();
@@ -83,7 +86,9 @@ SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred,
         }
         if (perf_ == nullptr) wall_ = std::make_unique<detail::WallTicker>(period_ns_);
     }
+    dense_period_ns_ = period_ns_;
     calibrate();
+    last_overrun_cpu_ = last_cpu_;  // quiet from here
     log_mode(fallback_reason.empty() ? nullptr : fallback_reason.c_str());
     // Last, once nothing can throw: the destructor undoes these.
     tls_clock = this;
@@ -147,8 +152,10 @@ void SliceClock::log_mode(const char* fallback_reason) const {
     } else if (perf_ != nullptr) {
         logger.log(level,
                    "slice clock: perf task-clock ring ({} KiB), slice {} us, tick every {} us "
-                   "of thread CPU time{}",
+                   "of thread CPU time ({} us after {} ms without a turn reaching its slice){}",
                    perf_->mapped_bytes() / 1024, slice_ns_ / 1000, period_ns_ / 1000,
+                   may_sparse_ ? kSparsePeriod.count() / 1000 : period_ns_ / 1000,
+                   kQuietBeforeSparse.count() / 1'000'000,
                    perf_->counts_kernel()
                        ? ""
                        : " (user time only, as perf_event_paranoid allows: groups that spend "
@@ -218,6 +225,10 @@ std::uint64_t SliceClock::start_slice(std::chrono::nanoseconds slice) noexcept {
 void SliceClock::start_slice_at(std::chrono::nanoseconds slice, std::uint64_t now) noexcept {
     QUIESCE_ASSERT(now == last_cpu_, "start_slice_at() needs the last cpu_now_ns() reading");
     if (wall_ != nullptr) wall_->busy();
+    if (may_sparse_ && !sparse_ &&
+        now - last_overrun_cpu_ >= static_cast<std::uint64_t>(kQuietBeforeSparse.count())) {
+        set_sparse(true);
+    }
     expired_ = false;
     slice_start_cpu_ = now;
     never_ = period_ns_ == 0 || slice.count() <= 0;
@@ -226,11 +237,15 @@ void SliceClock::start_slice_at(std::chrono::nanoseconds slice, std::uint64_t no
         return;
     }
     const auto length = static_cast<std::uint64_t>(slice.count());
-    threshold_ = length > period_ns_ / 2 ? length - period_ns_ / 2 : 0;
+    // The dense period's bound, also while ticks are sparse: a sparse tick
+    // that finds the slice not yet used re-arms for the next one.
+    threshold_ = length > dense_period_ns_ / 2 ? length - dense_period_ns_ / 2 : 0;
     detail::tls_slice.deadline = tick_position() + ticks_until(threshold_) * tick_unit_;
 }
 
 void SliceClock::end_slice() noexcept {
+    // A turn that never asked need_resched() may have reached its slice too.
+    if (!never_ && !expired_ && last_cpu_ - slice_start_cpu_ >= threshold_) note_overrun(last_cpu_);
     never_ = true;
     expired_ = false;
     detail::tls_slice.deadline = UINT64_MAX;
@@ -247,11 +262,35 @@ bool SliceClock::expired() noexcept {
     const std::uint64_t used = now > slice_start_cpu_ ? now - slice_start_cpu_ : 0;
     if (used >= threshold_) {
         expired_ = true;
+        note_overrun(now);
         detail::tls_slice.deadline = 0;  // every later call lands here and says true
         return true;
     }
     detail::tls_slice.deadline = tick_position() + ticks_until(threshold_ - used) * tick_unit_;
     return false;
+}
+
+void SliceClock::note_overrun(std::uint64_t now) noexcept {
+    // Long turns are about: ticks go dense (at once, so that the rest of
+    // this turn, if it goes on, and the next ones are cut to their slice).
+    last_overrun_cpu_ = now;
+    if (sparse_) set_sparse(false);
+}
+
+void SliceClock::set_sparse(bool sparse) noexcept {
+    const std::uint64_t period =
+        sparse ? static_cast<std::uint64_t>(kSparsePeriod.count()) : dense_period_ns_;
+    if (perf_ != nullptr && perf_->set_period(period)) {
+        period_ns_ = period;
+        sparse_ = sparse;
+        ++tick_switches_;
+        return;
+    }
+    may_sparse_ = false;
+    detail::logger().warn(
+        "slice clock: the perf event refused a tick period of {} us ({}); {}", period / 1000,
+        std::strerror(errno),
+        sparse_ ? "ticks stay sparse: long turns may overrun their slices" : "ticks stay dense");
 }
 
 void SliceClock::idle() noexcept {

@@ -221,6 +221,83 @@ TEST_CASE("start_slice_at() counts the slice from the reading it is given", "[sc
     CHECK(thread_cpu() - before >= kSliceNs / 2);
 }
 
+namespace {
+
+// Bytes the kernel has written to this thread's perf ring so far: samples
+// (one per tick) and context-switch records.
+std::uint64_t ring_bytes() {
+    return __atomic_load_n(quiesce::sched::detail::tls_slice.ticks, __ATOMIC_ACQUIRE);
+}
+
+// Turns of `turn` CPU time each, well short of the slice, as a loop runs
+// them (a reading, the turn, a reading, end_slice()), for `total` CPU time.
+void short_turns(SliceClock& clock, std::chrono::nanoseconds turn, std::chrono::nanoseconds total) {
+    const std::uint64_t end = thread_cpu() + static_cast<std::uint64_t>(total.count());
+    while (thread_cpu() < end) {
+        clock.start_slice();
+        spin_cpu(turn);
+        (void)clock.cpu_now_ns();
+        clock.end_slice();
+    }
+}
+
+// Ring bytes written during `total` CPU time of short turns.
+std::uint64_t ring_bytes_over(SliceClock& clock, std::chrono::nanoseconds total) {
+    const std::uint64_t before = ring_bytes();
+    short_turns(clock, 50us, total);
+    return ring_bytes() - before;
+}
+
+}  // namespace
+
+TEST_CASE("ticks go sparse while turns are short and dense at the first that reaches its slice",
+          "[scheduler][unit]") {
+    if (!perf_available()) {
+        WARN("perf_event_open refused here: sparse ticks not tested");
+        return;
+    }
+    constexpr auto kSlice = 500us;
+    constexpr std::uint64_t kSliceNs = 500'000;
+    SliceClock clock(kSlice, SliceMode::kPerfEvent);
+    REQUIRE(clock.period() == 250us);
+    CHECK_FALSE(clock.ticks_sparse());
+    // Dense: a sample per 250 µs of CPU, ~40 in 10 ms.
+    const std::uint64_t dense = ring_bytes_over(clock, 10ms);
+    CHECK_FALSE(clock.ticks_sparse());
+    short_turns(clock, 50us, SliceClock::kQuietBeforeSparse);
+    REQUIRE(clock.ticks_sparse());
+    CHECK(clock.period() == SliceClock::kSparsePeriod);
+    CHECK(clock.tick_switches() == 1);
+    // Sparse: a sample per 2 ms, ~5 in 10 ms (context switches add records).
+    const std::uint64_t sparse = ring_bytes_over(clock, 10ms);
+    INFO("ring bytes in 10 ms of short turns: dense " << dense << ", sparse " << sparse);
+    CHECK(sparse * 3 < dense);
+    CHECK(clock.ticks_sparse());
+
+    // A turn that reaches its slice ends at a sparse tick (exact lower
+    // bound: expired() confirms), and ticks are dense from its end.
+    const std::uint64_t first = cpu_to_expiry(clock, kSlice);
+    CHECK(first >= kSliceNs / 2);
+    (void)clock.cpu_now_ns();
+    clock.end_slice();
+    CHECK_FALSE(clock.ticks_sparse());
+    CHECK(clock.period() == 250us);
+    CHECK(clock.tick_switches() == 2);
+    // The long turns after it get their slice to a dense tick: each ends in
+    // [375, 625] µs of CPU (sparse ticks would give [375, 2375] µs).
+    std::vector<std::uint64_t> turns;
+    for (int i = 0; i < 7; ++i) {
+        turns.push_back(cpu_to_expiry(clock, kSlice));
+        (void)clock.cpu_now_ns();
+        clock.end_slice();
+    }
+    std::sort(turns.begin(), turns.end());
+    INFO("CPU per long turn after the first, median " << turns[3] << " ns");
+    CHECK(turns[0] >= kSliceNs / 2);
+    CHECK(turns[3] <= 2 * kSliceNs);
+    CHECK_FALSE(clock.ticks_sparse());
+}
+
 TEST_CASE("a weighted slice lasts proportionally longer", "[scheduler][unit]") {
     SliceMode mode = mode_under_test();
     if (skip(mode)) return;
