@@ -78,7 +78,6 @@ SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred,
                 perf_ = std::make_unique<detail::PerfTaskClock>(period_ns_, kernel);
                 mode_ = SliceMode::kPerfEvent;
                 tick_unit_ = kSampleBytes;
-                may_sparse_ = period_ns_ < static_cast<std::uint64_t>(kSparsePeriod.count());
             } catch (const std::system_error& e) {
                 if (preferred == SliceMode::kPerfEvent) throw;
                 fallback_reason = e.what();
@@ -87,6 +86,7 @@ SliceClock::SliceClock(std::chrono::nanoseconds slice, SliceMode preferred,
         if (perf_ == nullptr) wall_ = std::make_unique<detail::WallTicker>(period_ns_);
     }
     dense_period_ns_ = period_ns_;
+    may_sparse_ = slice_ns_ != 0 && period_ns_ < static_cast<std::uint64_t>(kSparsePeriod.count());
     calibrate();
     last_overrun_cpu_ = last_cpu_;  // quiet from here
     log_mode(fallback_reason.empty() ? nullptr : fallback_reason.c_str());
@@ -164,8 +164,11 @@ void SliceClock::log_mode(const char* fallback_reason) const {
     } else {
         logger.log(level,
                    "slice clock: wall timer + CLOCK_THREAD_CPUTIME_ID, slice {} us, tick every {} "
-                   "us of wall time (~19 us per tick){}{}",
+                   "us of wall time while busy ({} us after {} ms of CPU without a turn reaching "
+                   "its slice; ~19 us per tick){}{}",
                    slice_ns_ / 1000, period_ns_ / 1000,
+                   may_sparse_ ? kSparsePeriod.count() / 1000 : period_ns_ / 1000,
+                   kQuietBeforeSparse.count() / 1'000'000,
                    fallback_reason != nullptr
                        ? "; the perf task clock is not usable here (it must count kernel time, "
                          "or syscall-heavy groups overrun their slices): "
@@ -280,7 +283,14 @@ void SliceClock::note_overrun(std::uint64_t now) noexcept {
 void SliceClock::set_sparse(bool sparse) noexcept {
     const std::uint64_t period =
         sparse ? static_cast<std::uint64_t>(kSparsePeriod.count()) : dense_period_ns_;
-    if (perf_ != nullptr && perf_->set_period(period)) {
+    bool done = false;
+    if (perf_ != nullptr) {
+        done = perf_->set_period(period);
+    } else if (wall_ != nullptr) {
+        wall_->set_period(period);
+        done = true;
+    }
+    if (done) {
         period_ns_ = period;
         sparse_ = sparse;
         ++tick_switches_;

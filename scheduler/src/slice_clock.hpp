@@ -37,7 +37,7 @@
 // cpu_now_ns() buys back the precision that counting four ticks (3/4 to 1
 // of the slice) would give. Prefer slices of 1 ms or more on VMs like this.
 //
-// Sparse ticks (perf mode): a tick is only of use when a turn runs as long as
+// Sparse ticks (both modes): a tick is only of use when a turn runs as long as
 // a slice, and a server's turns are mostly microseconds long. On a host where
 // a tick costs ~40 µs (a PVM guest: a busy loop lost 15-18% of its CPU to
 // ticks every 250 µs) that is most of the loop's overhead. So once the loop
@@ -46,7 +46,8 @@
 // that reaches its slice then (seen at a sparse tick, or at its end) brings
 // the dense period back, another ioctl(). The cost: the first long turn after
 // a quiet spell may run up to kSparsePeriod past its slice; the ones after it
-// get their slice as above. The wall timer keeps one period.
+// get their slice as above. The wall timer does the same with
+// timer_settime().
 //
 // Threading: constructed, used and destroyed on its loop thread only; the
 // kernel (ring) or this thread's signal handler (timer) moves the counter.
@@ -72,11 +73,11 @@ public:
     static constexpr std::uint64_t kTicksPerSlice = 2;
     /// Shortest tick period; below it the interrupts would eat the CPU.
     static constexpr std::chrono::nanoseconds kMinPeriod{25'000};
-    /// perf mode: the tick period while no turn reaches its slice (when the
-    /// dense period, slice / kTicksPerSlice, is shorter).
+    /// The tick period while no turn reaches its slice (when the dense
+    /// period, slice / kTicksPerSlice, is shorter).
     static constexpr std::chrono::nanoseconds kSparsePeriod{2'000'000};
-    /// perf mode: thread CPU time without a turn reaching its slice after
-    /// which ticks go sparse.
+    /// Thread CPU time without a turn reaching its slice after which ticks
+    /// go sparse.
     static constexpr std::chrono::nanoseconds kQuietBeforeSparse{20'000'000};
     /// kWallConfirm: cpu_now_ns() re-reads CLOCK_THREAD_CPUTIME_ID when its
     /// anchor is older than this, which bounds its error (see cpu_now_ns()).
@@ -105,7 +106,7 @@ public:
     /// Tick period now (0 when slices are off): the dense one, or
     /// kSparsePeriod while ticks are sparse.
     [[nodiscard]] std::chrono::nanoseconds period() const noexcept;
-    /// True while ticks come every kSparsePeriod (perf mode, quiet loop).
+    /// True while ticks come every kSparsePeriod (a quiet loop).
     [[nodiscard]] bool ticks_sparse() const noexcept { return sparse_; }
     /// How often ticks went sparse and dense again; for the loop's statistics
     /// and tests.
@@ -175,8 +176,8 @@ private:
     [[nodiscard]] std::uint64_t tick_position() const noexcept;
     [[nodiscard]] std::uint64_t ticks_until(std::uint64_t cpu_ns) const noexcept;
     void calibrate() noexcept;
-    /// perf mode: to the sparse or the dense period; keeps the current one if
-    /// the kernel refuses (and stops trying to go sparse).
+    /// To the sparse or the dense period; keeps the current one if the
+    /// kernel refuses (and stops trying to go sparse).
     void set_sparse(bool sparse) noexcept;
     /// A turn reached its slice at CPU time `now`: restarts the quiet spell
     /// and makes sparse ticks dense.
@@ -186,7 +187,7 @@ private:
     std::uint64_t slice_ns_;
     std::uint64_t period_ns_ = 0;        ///< current tick period
     std::uint64_t dense_period_ns_ = 0;  ///< slice / kTicksPerSlice (at least kMinPeriod)
-    bool may_sparse_ = false;            ///< perf mode with a dense period < kSparsePeriod
+    bool may_sparse_ = false;            ///< slices on, with a dense period < kSparsePeriod
     bool sparse_ = false;
     std::uint64_t last_overrun_cpu_ = 0;  ///< CPU time of the last turn that reached its slice
     std::uint64_t tick_switches_ = 0;

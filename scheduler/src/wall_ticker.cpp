@@ -98,9 +98,11 @@ std::uint64_t WallTicker::ticks() const noexcept {
 }
 
 void WallTicker::arm(bool on) noexcept {
-    const auto period = static_cast<long>(period_ns_);
     itimerspec spec{};
     if (on) {
+        // Only the thread arms (the handler only disarms): period_ns_ is
+        // never read in the handler.
+        const auto period = static_cast<long>(period_ns_);
         spec.it_interval = {period / 1'000'000'000, period % 1'000'000'000};
         spec.it_value = spec.it_interval;
     }
@@ -127,6 +129,13 @@ void WallTicker::on_tick(int, siginfo_t*, void*) noexcept {
         }
     }
     errno = saved_errno;
+}
+
+void WallTicker::set_period(std::uint64_t period_ns) noexcept {
+    period_ns_ = period_ns;
+    // Busy (the slice clock calls this between busy() and idle()), so the
+    // handler leaves the timer running: re-arm it with the new period.
+    if (!stopped_.load(std::memory_order_relaxed)) arm(true);
 }
 
 void WallTicker::idle() noexcept {

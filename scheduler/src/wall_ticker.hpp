@@ -45,6 +45,10 @@ public:
     /// a tick stopped it (one timer_settime(), only after a long idle).
     void busy() noexcept;
 
+    /// Ticks every `period_ns` from now on (one timer_settime()); the next
+    /// tick comes a whole new period from now. Call while busy.
+    void set_period(std::uint64_t period_ns) noexcept;
+
     /// How often busy() restarted a timer that idle() let stop; for tests.
     [[nodiscard]] std::uint64_t restarts() const noexcept { return restarts_; }
 
