@@ -108,8 +108,7 @@ public:
     [[nodiscard]] std::chrono::nanoseconds period() const noexcept;
     /// True while ticks come every kSparsePeriod (a quiet loop).
     [[nodiscard]] bool ticks_sparse() const noexcept { return sparse_; }
-    /// How often ticks went sparse and dense again; for the loop's statistics
-    /// and tests.
+    /// How often ticks went sparse or dense again; for tests.
     [[nodiscard]] std::uint64_t tick_switches() const noexcept { return tick_switches_; }
     /// kPerfEvent only: false when perf_event_paranoid forced exclude_kernel,
     /// so ticks that land in a system call are lost and such code overruns.
