@@ -228,7 +228,7 @@ std::uint64_t SliceClock::start_slice(std::chrono::nanoseconds slice) noexcept {
 void SliceClock::start_slice_at(std::chrono::nanoseconds slice, std::uint64_t now) noexcept {
     QUIESCE_ASSERT(now == last_cpu_, "start_slice_at() needs the last cpu_now_ns() reading");
     if (wall_ != nullptr) wall_->busy();
-    if (may_sparse_ && !sparse_ &&
+    if (may_sparse_ && !ticks_sparse() &&
         now - last_overrun_cpu_ >= static_cast<std::uint64_t>(kQuietBeforeSparse.count())) {
         set_sparse(true);
     }
@@ -277,7 +277,7 @@ void SliceClock::note_overrun(std::uint64_t now) noexcept {
     // Long turns are about: ticks go dense (at once, so that the rest of
     // this turn, if it goes on, and the next ones are cut to their slice).
     last_overrun_cpu_ = now;
-    if (sparse_) set_sparse(false);
+    if (ticks_sparse()) set_sparse(false);
 }
 
 void SliceClock::set_sparse(bool sparse) noexcept {
@@ -292,15 +292,14 @@ void SliceClock::set_sparse(bool sparse) noexcept {
     }
     if (done) {
         period_ns_ = period;
-        sparse_ = sparse;
         ++tick_switches_;
         return;
     }
     may_sparse_ = false;
-    detail::logger().warn(
-        "slice clock: the perf event refused a tick period of {} us ({}); {}", period / 1000,
-        std::strerror(errno),
-        sparse_ ? "ticks stay sparse: long turns may overrun their slices" : "ticks stay dense");
+    detail::logger().warn("slice clock: the perf event refused a tick period of {} us ({}); {}",
+                          period / 1000, std::strerror(errno),
+                          ticks_sparse() ? "ticks stay sparse: long turns may overrun their slices"
+                                         : "ticks stay dense");
 }
 
 void SliceClock::idle() noexcept {

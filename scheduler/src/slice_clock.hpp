@@ -107,7 +107,7 @@ public:
     /// kSparsePeriod while ticks are sparse.
     [[nodiscard]] std::chrono::nanoseconds period() const noexcept;
     /// True while ticks come every kSparsePeriod (a quiet loop).
-    [[nodiscard]] bool ticks_sparse() const noexcept { return sparse_; }
+    [[nodiscard]] bool ticks_sparse() const noexcept { return period_ns_ != dense_period_ns_; }
     /// How often ticks went sparse or dense again; for tests.
     [[nodiscard]] std::uint64_t tick_switches() const noexcept { return tick_switches_; }
     /// kPerfEvent only: false when perf_event_paranoid forced exclude_kernel,
@@ -184,10 +184,9 @@ private:
     void log_mode(const char* fallback_reason) const;
 
     std::uint64_t slice_ns_;
-    std::uint64_t period_ns_ = 0;        ///< current tick period
-    std::uint64_t dense_period_ns_ = 0;  ///< slice / kTicksPerSlice (at least kMinPeriod)
-    bool may_sparse_ = false;            ///< slices on, with a dense period < kSparsePeriod
-    bool sparse_ = false;
+    std::uint64_t period_ns_ = 0;         ///< current tick period
+    std::uint64_t dense_period_ns_ = 0;   ///< slice / kTicksPerSlice (at least kMinPeriod)
+    bool may_sparse_ = false;             ///< slices on, with a dense period < kSparsePeriod
     std::uint64_t last_overrun_cpu_ = 0;  ///< CPU time of the last turn that reached its slice
     std::uint64_t tick_switches_ = 0;
     SliceMode mode_ = SliceMode::kWallConfirm;

@@ -135,6 +135,8 @@ void WallTicker::set_period(std::uint64_t period_ns) noexcept {
     period_ns_ = period_ns;
     // Busy (the slice clock calls this between busy() and idle()), so the
     // handler leaves the timer running: re-arm it with the new period.
+    // relaxed: as in busy(), pairs with the handler's store of stopped_
+    // ([WT2] in on_tick()), which runs whole between two of our instructions.
     if (!stopped_.load(std::memory_order_relaxed)) arm(true);
 }
 

@@ -466,13 +466,17 @@ TEST_CASE(
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                                 std::chrono::steady_clock::now() - t0)
                                 .count();
-            if (us < shortest_us.load()) shortest_us = us;
-            if (++fired < kTimers) arm_next();
+            // relaxed: only the group writes it; read after the release below.
+            if (us < shortest_us.load(std::memory_order_relaxed))
+                shortest_us.store(us, std::memory_order_relaxed);
+            // release: pairs with the acquire load in the wait below, which
+            // then sees every shortest_us store before it.
+            if (fired.fetch_add(1, std::memory_order_release) + 1 < kTimers) arm_next();
         }));
     };
     group.post([&] { arm_next(); });
-    REQUIRE(wait_until([&] { return fired.load() == kTimers; }));
-    CHECK(shortest_us.load() >= 300);  // never early
-    CHECK(shortest_us.load() < 950);   // at least one of 40 under a millisecond
+    REQUIRE(wait_until([&] { return fired.load(std::memory_order_acquire) == kTimers; }));
+    CHECK(shortest_us.load(std::memory_order_relaxed) >= 300);  // never early
+    CHECK(shortest_us.load(std::memory_order_relaxed) < 950);   // one of 40 under a millisecond
     for (auto& timer : timers) timer.cancel();
 }

@@ -74,7 +74,8 @@ TEST_CASE("one-shot waits never end before their timeout", "[pollers][unit]") {
                                                 {.persistent = true, .edge_triggered = true});
     std::atomic<bool> stop{false};
     std::thread poker([&] {  // wakes the base every 100 µs
-        while (!stop.load()) {
+        // relaxed: a stop flag; join() orders the rest.
+        while (!stop.load(std::memory_order_relaxed)) {
             (void)!write(noise.fd[1], "n", 1);
             std::this_thread::sleep_for(100us);
         }
@@ -90,17 +91,21 @@ TEST_CASE("one-shot waits never end before their timeout", "[pollers][unit]") {
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                                 std::chrono::steady_clock::now() - t0 - timeout)
                                 .count();
-            if (r == WaitResult::kTimedOut) ++timed_out;
-            if (us < earliest_us.load()) earliest_us = us;
-            ++done;
+            // relaxed: only this fiber writes them; read after the release below.
+            if (r == WaitResult::kTimedOut) timed_out.fetch_add(1, std::memory_order_relaxed);
+            if (us < earliest_us.load(std::memory_order_relaxed))
+                earliest_us.store(us, std::memory_order_relaxed);
+            // release: pairs with the acquire load in the wait below.
+            done.fetch_add(1, std::memory_order_release);
         }
     });
-    const bool all_done = wait_until([&] { return done.load() == kWaits; });
-    stop = true;
+    const bool all_done =
+        wait_until([&] { return done.load(std::memory_order_acquire) == kWaits; });
+    stop.store(true, std::memory_order_relaxed);  // relaxed: see the poker
     poker.join();
     REQUIRE(all_done);
-    CHECK(timed_out.load() == kWaits);
-    CHECK(earliest_us.load() >= 0);  // none ended before its timeout
+    CHECK(timed_out.load(std::memory_order_relaxed) == kWaits);
+    CHECK(earliest_us.load(std::memory_order_relaxed) >= 0);  // none ended before its timeout
     noise_watch.cancel();
 }
 
