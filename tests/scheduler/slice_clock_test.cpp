@@ -269,15 +269,30 @@ TEST_CASE("ticks go sparse while turns are short and dense at the first that rea
     // ~40 in 10 ms.
     const std::uint64_t dense = ticks_over(clock, 10ms);
     CHECK_FALSE(clock.ticks_sparse());
-    short_turns(clock, 50us, SliceClock::kQuietBeforeSparse);
-    REQUIRE(clock.ticks_sparse());
-    CHECK(clock.period() == SliceClock::kSparsePeriod);
-    CHECK(clock.tick_switches() == 1);
-    // Sparse: a tick per 2 ms, ~5 in 10 ms (context switches add records).
-    const std::uint64_t sparse = ticks_over(clock, 10ms);
+    // Sparse after kQuietBeforeSparse of short turns. The thread's CPU time
+    // counts what the host takes while it stalls the vCPU, so on a shared VM
+    // a 50 µs turn now and then counts as reaching its slice: that restarts
+    // the quiet spell, or ends a sparse spell early (seen once in about 15 runs
+    // here). Hence up to 10 spells to go sparse, and 3 tries at staying so.
+    auto until_sparse = [&] {
+        for (int i = 0; i < 10 && !clock.ticks_sparse(); ++i)
+            short_turns(clock, 50us, SliceClock::kQuietBeforeSparse);
+        return clock.ticks_sparse();
+    };
+    std::uint64_t sparse = 0;
+    bool stayed = false;
+    for (int attempt = 0; attempt < 3 && !stayed; ++attempt) {
+        REQUIRE(until_sparse());
+        CHECK(clock.period() == SliceClock::kSparsePeriod);
+        // Sparse: a tick per 2 ms, ~5 in 10 ms (context switches add records).
+        sparse = ticks_over(clock, 10ms);
+        stayed = clock.ticks_sparse();
+    }
     INFO("tick counter over 10 ms of short turns: dense " << dense << ", sparse " << sparse);
+    CHECK(stayed);
     CHECK(sparse * 3 < dense);
-    CHECK(clock.ticks_sparse());
+    const std::uint64_t switches = clock.tick_switches();  // odd: sparse now
+    CHECK(switches % 2 == 1);
 
     // A turn that reaches its slice ends at a sparse tick (exact lower
     // bound: expired() confirms), and ticks are dense from its end.
@@ -287,7 +302,7 @@ TEST_CASE("ticks go sparse while turns are short and dense at the first that rea
     clock.end_slice();
     CHECK_FALSE(clock.ticks_sparse());
     CHECK(clock.period() == 250us);
-    CHECK(clock.tick_switches() == 2);
+    CHECK(clock.tick_switches() == switches + 1);
     // The long turns after it get their slice to a dense tick: each ends in
     // [375, 625] µs of CPU (sparse ticks would give [375, 2375] µs).
     std::vector<std::uint64_t> turns;
