@@ -420,42 +420,58 @@ TEST_CASE("a read that misses the page cache, wholly or in part, goes to the bac
           "[pollers][unit]") {
     const Variant variant = variant_under_test();
     CAPTURE(name_of(variant));
-    TempFile file(1 << 20);
     constexpr std::size_t kSpan = 64 << 10;
-    evict_all_but(file.fd, 4096);
-    // How much of the span the cache holds (a folio may be more than asked).
-    const std::size_t prefix = resident_prefix(file.fd, kSpan);
-    if (prefix == 0 || prefix >= kSpan) {
-        WARN(
-            "this filesystem keeps /tmp files in memory (tmpfs?) or would not drop them: reads "
-            "cannot miss the page cache here, so the miss path is not exercised");
-        return;
+    // A read that RWF_NOWAIT answered whole found its pages resident: then
+    // something brought them back between the eviction and the read (seen
+    // once in CI on a loaded 2-vCPU guest: cached 1, submitted 1), which is
+    // the setup losing a race, not the poller choosing wrongly. Up to three
+    // tries with a fresh file; the checks are on the last.
+    long partial_bytes = -1, missed_bytes = -1;
+    bool was_dropped = false;
+    pollers::AioPollerStats stats{};
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        TempFile file(1 << 20);
+        evict_all_but(file.fd, 4096);
+        // How much of the span the cache holds (a folio may be more than asked).
+        const std::size_t prefix = resident_prefix(file.fd, kSpan);
+        if (prefix == 0 || prefix >= kSpan) {
+            WARN(
+                "this filesystem keeps /tmp files in memory (tmpfs?) or would not drop them: "
+                "reads cannot miss the page cache here, so the miss path is not exercised");
+            return;
+        }
+        sched::Scheduler scheduler({.threads = 1});
+        auto owned = make_aio(scheduler, variant, pollers::AioPollerOptions{});
+        pollers::AioPoller& aio = *owned;
+        aio.start();
+        std::atomic<long> partial{-1}, missed{-1};
+        std::atomic<int> done{0};
+        std::atomic<bool> dropped{false};
+        scheduler.spawn([&] {
+            static unsigned char buf[kSpan];
+            // The cached prefix, then what was dropped: one request for the rest.
+            pollers::AioResult r = aio.read_at(file.fd, buf, kSpan, 0);
+            partial =
+                r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf, r.bytes, 0) ? 1 : -1);
+            // Wholly dropped (made sure of just before: under load the kernel
+            // may keep a page through the first eviction).
+            dropped = evicted(file.fd, 512 << 10, 4096);
+            r = aio.read_at(file.fd, buf, 4096, 512 << 10);
+            missed = r.error
+                         ? -2
+                         : static_cast<long>(r.bytes) * (matches(buf, 4096, 512 << 10) ? 1 : -1);
+            done++;
+        });
+        REQUIRE(wait_until([&] { return done.load() == 1; }));
+        partial_bytes = partial.load();
+        missed_bytes = missed.load();
+        was_dropped = dropped.load();
+        stats = aio.stats();
+        if (stats.cached == 0) break;
     }
-    sched::Scheduler scheduler({.threads = 1});
-    auto owned = make_aio(scheduler, variant, pollers::AioPollerOptions{});
-    pollers::AioPoller& aio = *owned;
-    aio.start();
-    std::atomic<long> partial{-1}, missed{-1};
-    std::atomic<int> done{0};
-    std::atomic<bool> dropped{false};
-    scheduler.spawn([&] {
-        static unsigned char buf[kSpan];
-        // The cached prefix, then what was dropped: one request for the rest.
-        pollers::AioResult r = aio.read_at(file.fd, buf, kSpan, 0);
-        partial = r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf, r.bytes, 0) ? 1 : -1);
-        // Wholly dropped (made sure of just before: under load the kernel
-        // may keep a page through the first eviction).
-        dropped = evicted(file.fd, 512 << 10, 4096);
-        r = aio.read_at(file.fd, buf, 4096, 512 << 10);
-        missed =
-            r.error ? -2 : static_cast<long>(r.bytes) * (matches(buf, 4096, 512 << 10) ? 1 : -1);
-        done++;
-    });
-    REQUIRE(wait_until([&] { return done.load() == 1; }));
-    CHECK(partial.load() == static_cast<long>(kSpan));
-    CHECK(missed.load() == 4096);
-    const pollers::AioPollerStats stats = aio.stats();
-    REQUIRE(dropped.load());
+    CHECK(partial_bytes == static_cast<long>(kSpan));
+    CHECK(missed_bytes == 4096);
+    REQUIRE(was_dropped);
     CHECK(stats.submitted == 2);
     CHECK(stats.cached == 0);
 }
