@@ -106,7 +106,14 @@ TEST_CASE("one-shot waits never end before their timeout", "[pollers][unit]") {
     REQUIRE(all_done);
     CHECK(timed_out.load(std::memory_order_relaxed) == kWaits);
     CHECK(earliest_us.load(std::memory_order_relaxed) >= 0);  // none ended before its timeout
+    // cancel() may find the noise handler running (kRunning): it finishes on
+    // its own. An event posted to its group after cancel() runs after it, so
+    // once that has run nothing reads `noise` any more and it may close.
     noise_watch.cancel();
+    std::atomic<bool> flushed{false};
+    // release/acquire: the handler's reads happen-before the close below.
+    other.post([&] { flushed.store(true, std::memory_order_release); });
+    REQUIRE(wait_until([&] { return flushed.load(std::memory_order_acquire); }));
 }
 
 TEST_CASE("a fiber reads a stream in straight-line code with FiberFd", "[pollers][unit]") {
