@@ -61,34 +61,39 @@ double fiber_waits(Shape shape, long timers, long waits) {
     std::atomic<double> result{0};
     std::atomic<bool> done{false};
     sched::Group waiter = scheduler.spawn([&] {
-        pollers::FiberFd io(poller, fd);
-        long interrupted = 0;
-        const auto start = Clock::now();
-        for (long i = 0; i < waits; ++i) {
-            helper.post([&io] { io.interrupt(); });
-            pollers::WaitResult got{};
-            switch (shape) {
-                case Shape::kNone:
-                    got = io.wait_readable();
-                    break;
-                case Shape::kLazy:
-                    got = io.wait_readable(30s);
-                    break;
-                case Shape::kTimer: {
-                    sched::Timer timer = sched::Group::current().after(30s, [] {});
-                    got = io.wait_readable();
-                    timer.cancel();
-                    break;
+        // `done` is set after `io` is gone: ~FiberFd unwatches `fd`, which
+        // the main thread closes once it sees `done`.
+        {
+            pollers::FiberFd io(poller, fd);
+            long interrupted = 0;
+            const auto start = Clock::now();
+            for (long i = 0; i < waits; ++i) {
+                helper.post([&io] { io.interrupt(); });
+                pollers::WaitResult got{};
+                switch (shape) {
+                    case Shape::kNone:
+                        got = io.wait_readable();
+                        break;
+                    case Shape::kLazy:
+                        got = io.wait_readable(30s);
+                        break;
+                    case Shape::kTimer: {
+                        sched::Timer timer = sched::Group::current().after(30s, [] {});
+                        got = io.wait_readable();
+                        timer.cancel();
+                        break;
+                    }
                 }
+                interrupted += got == pollers::WaitResult::kInterrupted ? 1 : 0;
             }
-            interrupted += got == pollers::WaitResult::kInterrupted ? 1 : 0;
+            const double ns =
+                static_cast<double>(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start)
+                        .count()) /
+                static_cast<double>(waits);
+            if (interrupted != waits) std::fprintf(stderr, "a wait ended otherwise\n");
+            result = ns;
         }
-        const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                  Clock::now() - start)
-                                                  .count()) /
-                          static_cast<double>(waits);
-        if (interrupted != waits) std::fprintf(stderr, "a wait ended otherwise\n");
-        result = ns;
         done = true;
     });
     while (!done.load()) std::this_thread::sleep_for(1ms);

@@ -126,9 +126,20 @@ TEST_CASE("bytes streamed through watched sockets arrive exactly once under chur
                   << ", handler runs " << poller.stats().posts);
     CHECK(all);
     CHECK(mismatched == 0);
+    // A handler run queued behind the one that drained the last bytes may
+    // still be running after cancel() (kRunning). An event posted to each
+    // group afterwards runs after it: once all have run, nothing reads the
+    // sockets and they may close.
     for (Pipe& pipe : pipes) {
         std::lock_guard lock(pipe.watch_mutex);
         pipe.watch = pollers::FdWatch();
+    }
+    std::atomic<int> flushed{0};
+    // release/acquire: the handlers' reads happen-before the closes below.
+    for (Pipe& pipe : pipes)
+        pipe.group.post([&] { flushed.fetch_add(1, std::memory_order_release); });
+    REQUIRE(wait_until([&] { return flushed.load(std::memory_order_acquire) == kPipes; }));
+    for (Pipe& pipe : pipes) {
         close(pipe.fd[0]);
         close(pipe.fd[1]);
     }
