@@ -14,7 +14,7 @@ their own (-p 0, the port is read from the log line) and checks:
   - flags through a serde (pickle_serde) round-tripping str, int and dict;
   - a 500 KiB value, and a value over -I (SERVER_ERROR object too large for
     cache, and the old value is gone, as memcached does);
-  - expiry on the real clock (expire=1, gone after ~2.2 s);
+  - expiry on the real clock (expire=2, gone after ~3.2 s);
   - the fields of stats() that client tooling reads;
   - 8 threads, one Client each, setting and reading overlapping keys for
     ~3 s: every value read is whole and belongs to its key;
@@ -146,7 +146,9 @@ def test_basic(port):
     check(c.get_many(["dm1", "dm2"]) == {}, "delete_many took effect")
 
     # touch
-    c.set("t", b"x", expire=1, noreply=False)
+    # expire=3, not 1: a relative expiry counts whole seconds of the server's
+    # clock (as memcached's does), so "1" can end a millisecond later.
+    c.set("t", b"x", expire=3, noreply=False)
     check(c.touch("t", expire=100, noreply=False) is True, "touch existing -> TOUCHED")
     check(c.touch("not", expire=100, noreply=False) is False, "touch missing -> NOT_FOUND")
     check(c.touch("t", expire=100) is True, "touch noreply")
@@ -239,12 +241,14 @@ def test_large(port):
 def test_expiry(port):
     print("[expiry]", flush=True)
     c = client(port)
-    c.set("e1", b"soon", expire=1, noreply=False)
+    # expire=2: whole seconds of the server's clock, so at least 1 s of life
+    # (expire=1 may end a millisecond after the set, as memcached's does).
+    c.set("e1", b"soon", expire=2, noreply=False)
     c.set("e100", b"later", expire=100, noreply=False)
     c.set("e0", b"never", expire=0, noreply=False)
-    check(c.get("e1") == b"soon", "expire=1 value readable at once")
-    time.sleep(2.2)
-    check(c.get("e1") is None, "expire=1 value gone after 2.2 s")
+    check(c.get("e1") == b"soon", "expire=2 value readable at once")
+    time.sleep(3.2)
+    check(c.get("e1") is None, "expire=2 value gone after 3.2 s")
     check(c.get("e100") == b"later", "expire=100 value still there")
     check(c.get("e0") == b"never", "expire=0 value still there")
     c.close()

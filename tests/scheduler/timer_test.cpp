@@ -75,8 +75,10 @@ TEST_CASE("timers fire in deadline order, also when armed out of order", "[sched
     sched::Group group = scheduler.make_group();
     std::vector<int> order;
     std::atomic<int> runs{0};
+    // 30 ms apart: a test thread descheduled between two arms (a stalled
+    // vCPU) would have to lose 30 ms to swap two deadlines.
     for (int i : {5, 1, 4, 2, 3}) {
-        group.after(i * 3ms, [&, i] {
+        group.after(i * 30ms, [&, i] {
             order.push_back(i);
             runs++;
         });
