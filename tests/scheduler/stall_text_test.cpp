@@ -39,12 +39,13 @@ std::string stall_text_after(sched::Scheduler& scheduler, std::chrono::milliseco
 }  // namespace
 
 TEST_CASE("a stall by a group that burns CPU is called a hog", "[scheduler][unit]") {
+    // Before the scheduler: the event reads them until its loop is joined.
+    std::atomic<bool> entered{false}, open{false};
     sched::Scheduler scheduler({.threads = 1, .name = "hogs"});
     sched::Group group = scheduler.make_group({.name = "burner"});
     // Spins without yielding: CPU-bound. The loop's CPU may be shared with
     // another test's pinned loop (meson runs two at once), which can leave
     // it under half of the window, "not being scheduled": up to three holds.
-    std::atomic<bool> entered{false}, open{false};
     // relaxed: flags; the text is all the test reads of the event.
     group.post([&] {
         entered.store(true, std::memory_order_relaxed);
