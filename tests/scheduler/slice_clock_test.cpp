@@ -448,8 +448,9 @@ TEST_CASE("a group that never polls and overflows the perf ring does not stop th
     CHECK(std::abs(ours - real) <= 0.05 * real + 500'000);
     CHECK(clock.ring_overflows() > 0);
     // A fresh slice is not over at once. Under TSan the first one after the
-    // overflow was, in 1 run of 15 (cause not pinned down; in that run the
-    // resynchronised estimate was 0.26 ms ahead of CLOCK_THREAD_CPUTIME_ID).
+    // overflow was, in 1 run of 15 (cause not pinned down; in that run
+    // cpu_now_ns() had moved 0.26 ms more than CLOCK_THREAD_CPUTIME_ID over
+    // the spin).
     // Up to three tries; a clock stuck at "over" fails all of them.
     bool fresh = false;
     for (int attempt = 0; attempt < 3 && !fresh; ++attempt) {
