@@ -22,10 +22,12 @@
 #include <quiesce/scheduler/scheduler.hpp>
 
 #include "fd_support.hpp"
+#include "group_flush.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
 using namespace std::chrono_literals;
+using quiesce::test::flush_group;
 using quiesce::test::wait_until;
 
 using quiesce::test::drain;
@@ -185,9 +187,7 @@ TEST_CASE("after cancel() returns no handler starts, swept across a handler's ru
         pair.send();  // would start a handler if the watch were alive
         // The group must be idle before the locals go (and before counting).
         std::this_thread::sleep_for(200us);
-        std::atomic<bool> flushed{false};
-        group.post([&] { flushed = true; });
-        REQUIRE(wait_until([&] { return flushed.load(); }));
+        REQUIRE(flush_group(group));
         // kCancelled: nothing ran or starts; kRunning: the one handler that
         // was running may not have counted itself yet.
         CHECK(started.load() <= at_return + (result == pollers::CancelResult::kRunning ? 1 : 0));

@@ -16,11 +16,13 @@
 #include <quiesce/scheduler/scheduler.hpp>
 
 #include "fd_support.hpp"
+#include "group_flush.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
 using namespace std::chrono_literals;
 using pollers::WaitResult;
+using quiesce::test::flush_group;
 using quiesce::test::wait_until;
 
 using quiesce::test::drain;
@@ -110,10 +112,7 @@ TEST_CASE("one-shot waits never end before their timeout", "[pollers][unit]") {
     // its own. An event posted to its group after cancel() runs after it, so
     // once that has run nothing reads `noise` any more and it may close.
     noise_watch.cancel();
-    std::atomic<bool> flushed{false};
-    // release/acquire: the handler's reads happen-before the close below.
-    other.post([&] { flushed.store(true, std::memory_order_release); });
-    REQUIRE(wait_until([&] { return flushed.load(std::memory_order_acquire); }));
+    REQUIRE(flush_group(other));
 }
 
 TEST_CASE("a fiber reads a stream in straight-line code with FiberFd", "[pollers][unit]") {

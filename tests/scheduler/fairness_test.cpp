@@ -122,10 +122,14 @@ TEST_CASE("an event for a light group waits for one hog's slice, not for every h
     int worst = 0;
     for (int round = 0; round < 30; ++round) {
         std::atomic<int> ran_at{-1};  // hog_turns when the light event ran
-        light.post([&] { ran_at = hog_turns.load(); });
-        const int posted_at = hog_turns.load();
-        REQUIRE(wait_until([&] { return ran_at.load() >= 0; }));
-        worst = std::max(worst, ran_at.load() - posted_at);
+        // relaxed hog_turns: a count (see above). release/acquire ran_at: the
+        // light event's store happens-before the test reuses its slot.
+        light.post([&] {
+            ran_at.store(hog_turns.load(std::memory_order_relaxed), std::memory_order_release);
+        });
+        const int posted_at = hog_turns.load(std::memory_order_relaxed);
+        REQUIRE(wait_until([&] { return ran_at.load(std::memory_order_acquire) >= 0; }));
+        worst = std::max(worst, ran_at.load(std::memory_order_relaxed) - posted_at);
     }
     // From a hog's own event (on the loop, in its second turn: one of the
     // hogs' turns): the light event runs right after that turn, before any

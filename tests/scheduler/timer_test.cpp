@@ -8,10 +8,12 @@
 
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "group_flush.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
 using namespace std::chrono_literals;
+using quiesce::test::flush_group;
 using quiesce::test::wait_until;
 
 TEST_CASE("after() runs once on its group, no earlier than asked", "[scheduler][unit]") {
@@ -49,9 +51,7 @@ TEST_CASE("every() repeats until cancelled; cancel() is final", "[scheduler][uni
     // A run already under way may still complete: a marker posted now runs
     // after it (the group's events run in order). A run that starts later
     // sees the cancel and does nothing.
-    std::atomic<bool> flushed{false};
-    REQUIRE(group.post([&] { flushed.store(true); }));
-    REQUIRE(wait_until([&] { return flushed.load(); }));
+    REQUIRE(flush_group(group));
     int after_cancel = runs.load();
     std::this_thread::sleep_for(30ms);
     CHECK(runs.load() == after_cancel);

@@ -28,11 +28,13 @@
 #include <quiesce/scheduler/fiber.hpp>
 #include <quiesce/scheduler/scheduler.hpp>
 
+#include "group_flush.hpp"
 #include "stress.hpp"
 #include "wait.hpp"
 
 using namespace quiesce;
 using namespace std::chrono_literals;
+using quiesce::test::flush_group;
 using quiesce::test::wait_until;
 
 namespace {
@@ -134,11 +136,7 @@ TEST_CASE("bytes streamed through watched sockets arrive exactly once under chur
         std::lock_guard lock(pipe.watch_mutex);
         pipe.watch = pollers::FdWatch();
     }
-    std::atomic<int> flushed{0};
-    // release/acquire: the handlers' reads happen-before the closes below.
-    for (Pipe& pipe : pipes)
-        pipe.group.post([&] { flushed.fetch_add(1, std::memory_order_release); });
-    REQUIRE(wait_until([&] { return flushed.load(std::memory_order_acquire) == kPipes; }));
+    for (Pipe& pipe : pipes) REQUIRE(flush_group(pipe.group));
     for (Pipe& pipe : pipes) {
         close(pipe.fd[0]);
         close(pipe.fd[1]);
