@@ -172,11 +172,10 @@ private:
     State state_ = State::kCommand;
     Pending pending_;
     std::size_t swallow_ = 0;
-    // A metadump in progress: the walk's cursor, buckets visited and the
-    // buckets to visit (the most the table had since the dump began).
-    std::size_t dump_cursor_ = 0;
-    std::size_t dump_done_ = 0;
-    std::size_t dump_end_ = 0;
+    // A metadump in progress: where its scan stands, and whether it lists
+    // items at all (classes other than 1 have none).
+    quiesce::rcu::HashScanCursor dump_scan_;
+    bool dump_items_ = false;
     ConnTable::Entry* entry_ = nullptr;
     bool dispatched_ = false;  // a command ran since the last note_activity()
     bool noreply_ = false;

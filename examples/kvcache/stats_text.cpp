@@ -65,7 +65,7 @@ void Session::general_stats(StatWriter& w) {
     w.add("limit_maxbytes", static_cast<std::uint64_t>(store_.memory_limit()));
     w.add("threads", server_.threads);
     w.add("hash_bytes", t.hash_buckets * sizeof(void*));
-    w.add("hash_is_expanding", std::uint64_t{0});
+    w.add("hash_is_expanding", t.hash_resizing);  // a grow or a shrink under way
     w.add("bytes", t.bytes);
     w.add("curr_items", t.curr_items);
     w.add("total_items", t.total_items);
@@ -235,9 +235,8 @@ void Session::cmd_lru_crawler(std::size_t ntokens) {
             return out_string("BADCLASS invalid class id");
         if (!dump) return out_string("OK");  // the crawler walks every 100 ms anyway
         state_ = State::kDump;
-        dump_cursor_ = 0;
-        dump_done_ = 0;
-        dump_end_ = with_items ? store_.bucket_count() : 0;
+        dump_scan_ = {};
+        dump_items_ = with_items;
         return;
     }
     if (ntokens == 4 && (std::strcmp(sub, "tocrawl") == 0 || std::strcmp(sub, "sleep") == 0)) {
@@ -284,20 +283,12 @@ void append_uri_encoded(std::string& out, std::string_view key) {
 void Session::dump_step() {
     // A slice of the table per step: process() checks the output budget
     // between steps, so a dump of millions of items is sent as the client
-    // reads it, not built whole.
-    constexpr std::size_t kBuckets = 256;
-    // The table may have grown meanwhile: walk its new size (an item can
-    // then be listed twice, none is missed).
-    if (dump_end_ > 0) dump_end_ = std::max(dump_end_, store_.bucket_count());
-    if (dump_done_ >= dump_end_) {
-        state_ = State::kCommand;
-        out_->append("END\r\n");
-        return;
-    }
+    // reads it, not built whole. The scan lists every item present
+    // throughout once, also while the table resizes under it.
+    constexpr std::size_t kSlices = 256;
     const auto started = static_cast<long long>(store_.process_started());
     std::string text;
-    const std::size_t buckets = std::min(kBuckets, dump_end_ - dump_done_);
-    dump_cursor_ = store_.walk_live(dump_cursor_, buckets, [&](const Item& item) {
+    const bool more = dump_items_ && store_.scan_live(dump_scan_, kSlices, [&](const Item& item) {
         const RelTime exp = item.exptime.load(std::memory_order_relaxed);
         text.append("key=");
         append_uri_encoded(text, item.key());
@@ -308,8 +299,11 @@ void Session::dump_step() {
         text.append(" fetch=").append(item.has(Item::kFetched) ? "yes" : "no");
         text.append(" cls=1 size=").append(std::to_string(item.total())).append("\n");
     });
-    dump_done_ += buckets;
     out_->append(text);
+    if (!more) {
+        state_ = State::kCommand;
+        out_->append("END\r\n");
+    }
 }
 
 }  // namespace kvcache

@@ -498,10 +498,6 @@ void Store::flush(std::int64_t delay) {
     flush_at_.store(when - 1 == 0 ? 1 : when - 1, std::memory_order_release);  // [F1]
 }
 
-std::size_t Store::bucket_count() const noexcept {
-    return table_.stats().buckets;
-}
-
 std::size_t Store::crawl(std::size_t buckets) {
     // Over the limit (cache_memlimit lowered it): evict a window's worth.
     if (bytes() > memory_limit()) (void)reserve(0, buckets);
@@ -606,6 +602,7 @@ Totals Store::totals() const {
     const auto table = table_.stats();
     t.hash_buckets = table.buckets;
     t.hash_resizes = table.resizes;
+    t.hash_resizing = table.resizing ? 1 : 0;
     return t;
 }
 

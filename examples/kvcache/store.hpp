@@ -103,7 +103,7 @@ struct Totals {
                   store_too_large = 0, store_no_memory = 0;
     std::uint64_t curr_items = 0, total_items = 0, bytes = 0, evictions = 0, evicted_unfetched = 0,
                   expired_unfetched = 0, reclaimed = 0, crawler_reclaimed = 0, hash_buckets = 0,
-                  hash_resizes = 0;
+                  hash_resizes = 0, hash_resizing = 0;
 };
 
 class Store {
@@ -184,15 +184,15 @@ public:
     [[nodiscard]] bool crawler_enabled() const noexcept {
         return crawler_enabled_.load(std::memory_order_relaxed);  // relaxed: a switch
     }
-    /// Buckets of the table now (a walk's length).
-    [[nodiscard]] std::size_t bucket_count() const noexcept;
-    /// Calls fn(const Item&) for the live items of up to `buckets` buckets
-    /// from `cursor` (wrapping); returns the cursor for the next call. Items
-    /// may be seen twice while the table resizes. Read section required.
+    /// Calls fn(const Item&) for the live items of up to `slices` slices of
+    /// the table from `cursor` (a slice is about a bucket); false once the
+    /// whole table was visited. Over the whole scan an item present
+    /// throughout comes exactly once, while the table resizes too. Read
+    /// section required (each call may be its own).
     template <typename Fn>
-    std::size_t walk_live(std::size_t cursor, std::size_t buckets, Fn&& fn) {
+    bool scan_live(quiesce::rcu::HashScanCursor& cursor, std::size_t slices, Fn&& fn) const {
         const RelTime now = current_time();
-        return table_.walk(cursor, buckets, [&](const Item& item) {
+        return table_.scan(cursor, slices, [&](const Item& item) {
             if (live(item, now)) fn(item);
         });
     }

@@ -2,10 +2,12 @@
 // walk, and that removed entries are freed only after a grace period.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <quiesce/rcu/hash_map.hpp>
 #include <quiesce/rcu/read_lock.hpp>
@@ -156,6 +158,49 @@ TEST_CASE("an incremental walk over a shrink in progress sees every entry exactl
     CHECK_FALSE(table.stats().resizing);
     CHECK(seen.size() == 40);
     CHECK(std::set<int>(seen.begin(), seen.end()).size() == 40);
+}
+
+TEST_CASE("a scan visits every entry exactly once while the table grows and shrinks under it",
+          "[rcu][unit]") {
+    // A dump read piece by piece: between its steps the table grows 4x and
+    // shrinks 8x, each resize finishing a few buckets at a time, so steps
+    // meet two arrays, arrays larger and smaller than the scan's slicing,
+    // and resizes that end between two steps (where walk() repeats keys).
+    rcu::Domain domain({.name = "map"});
+    rcu::HashMap<int, int> map(
+        {.stripes = 4, .initial_buckets = 4, .min_load = 0.0001, .resize_budget = 0}, domain);
+    rcu::ReadLock lock(domain);
+    auto& table = map.table();
+    for (int i = 0; i < 3000; ++i) {
+        map.insert(i, i);
+        while (table.resize_step(0)) {
+        }
+    }
+    const std::uint64_t resizes_before = table.stats().resizes;
+    std::vector<int> seen(3000, 0);
+    rcu::HashScanCursor cursor;
+    bool grow = true;
+    std::size_t smallest = table.stats().buckets, largest = smallest, calls = 0;
+    while (map.scan(cursor, 5, [&](const int& k, const int& v) {
+        CHECK(k == v);
+        ++seen[static_cast<std::size_t>(k)];
+    })) {
+        ++calls;
+        if (!table.stats().resizing) {
+            const std::size_t now = table.stats().buckets;
+            table.resize(grow ? now * 4 : std::max<std::size_t>(4, now / 8));
+            grow = !grow;
+        }
+        table.resize_step(calls % 3 == 0 ? 97 : 13);
+        smallest = std::min(smallest, table.stats().buckets);
+        largest = std::max(largest, table.stats().buckets);
+    }
+    INFO("slices " << cursor.slices << ", buckets " << smallest << " to " << largest << ", resizes "
+                   << table.stats().resizes - resizes_before);
+    CHECK(smallest < cursor.slices);
+    CHECK(largest > cursor.slices);
+    CHECK(table.stats().resizes - resizes_before >= 4);
+    CHECK(std::count(seen.begin(), seen.end(), 1) == 3000);
 }
 
 TEST_CASE("HashMap clear() empties it; entries freed after a grace period", "[rcu][unit]") {

@@ -7,7 +7,9 @@
 //              replace their nodes): every lookup must find them;
 //   - absent:  never inserted: no lookup may find them;
 //   - churn:   inserted and erased all the time: a lookup may find them or
-//              not, but what it finds must be a live node with that key.
+//              not, but what it finds must be a live node with that key;
+//   - fixed:   inserted before the readers start and never touched: every
+//              scan() must visit each exactly once, whatever resizes run.
 // A removed node is retired; its callback marks it dead and parks it in a
 // bounded quarantine before freeing it, so a reader that reaches a node
 // after its grace period sees the dead mark (and ASan sees any later use).
@@ -15,6 +17,7 @@
 // Duration: QUIESCE_STRESS_SECONDS (default 5).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -35,7 +38,7 @@ namespace {
 
 constexpr std::uint64_t kLive = 0x11fe'0000'0000'0001ull;
 constexpr std::uint64_t kDead = 0xdead'dead'dead'deadull;
-constexpr int kStable = 2000, kAbsent = 2000, kChurn = 4000;
+constexpr int kStable = 2000, kAbsent = 2000, kChurn = 4000, kFixed = 1000;
 
 struct Torture;
 
@@ -51,7 +54,7 @@ struct KeyOf {
 using Table = rcu::HashTable<Node, KeyOf, rcu::StringHash>;
 
 std::string key_name(int range, int i) {
-    static const char* prefix[] = {"stable:", "absent:", "churn:"};
+    static const char* prefix[] = {"stable:", "absent:", "churn:", "fixed:"};
     return prefix[range] + std::to_string(i);
 }
 
@@ -60,7 +63,8 @@ struct Torture {
     Table table{{.stripes = 16, .initial_buckets = 16, .resize_budget = 4}, domain};
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> lookups{0}, stable_missed{0}, absent_found{0}, bad_node{0},
-        churn_found{0}, walks{0}, retired{0}, freed{0}, resizes_started{0};
+        churn_found{0}, walks{0}, retired{0}, freed{0}, resizes_started{0}, scans{0},
+        scan_errors{0};
     std::mutex quarantine_mutex;
     std::deque<Node*> quarantine;
 
@@ -174,6 +178,30 @@ void run_qsbr_reader(Torture& t, unsigned seed) {
     reader.offline();
 }
 
+// Whole scans a few slices per read section, as a dump that a client reads
+// piece by piece: each fixed key exactly once per scan, no absent key, no
+// dead node, while the resizer grows and shrinks the table under it.
+void run_scanner(Torture& t) {
+    std::vector<int> fixed_seen(kFixed);
+    while (!t.stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled
+        std::fill(fixed_seen.begin(), fixed_seen.end(), 0);
+        rcu::HashScanCursor cursor;
+        bool more = true;
+        while (more) {
+            rcu::ReadLock lock(t.domain);
+            more = t.table.scan(cursor, 3, [&](const Node& n) {
+                if (n.magic.load(std::memory_order_relaxed) != kLive ||
+                    n.key.starts_with("absent:"))
+                    t.scan_errors.fetch_add(1, std::memory_order_relaxed);
+                if (n.key.starts_with("fixed:")) ++fixed_seen[std::stoul(n.key.substr(6))];
+            });
+        }
+        for (int count : fixed_seen)
+            if (count != 1) t.scan_errors.fetch_add(1, std::memory_order_relaxed);
+        t.scans.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
 void run_lock_reader(Torture& t, unsigned seed) {
     std::mt19937 rng(seed);
     unsigned n = 0;
@@ -193,6 +221,8 @@ TEST_CASE("HashTable torture: lookups during inserts, erases, replaces and resiz
         rcu::ReadLock lock(t.domain);
         for (int i = 0; i < kStable; ++i)
             REQUIRE(t.table.insert(new Node(key_name(0, i), &t)) == nullptr);
+        for (int i = 0; i < kFixed; ++i)
+            REQUIRE(t.table.insert(new Node(key_name(3, i), &t)) == nullptr);
     }
     std::vector<std::thread> threads;
     threads.emplace_back(run_writer, std::ref(t), 1u);
@@ -200,6 +230,7 @@ TEST_CASE("HashTable torture: lookups during inserts, erases, replaces and resiz
     threads.emplace_back(run_resizer, std::ref(t));
     threads.emplace_back(run_qsbr_reader, std::ref(t), 3u);
     threads.emplace_back(run_lock_reader, std::ref(t), 4u);
+    threads.emplace_back(run_scanner, std::ref(t));
     std::this_thread::sleep_for(test::stress_duration());
     t.stop.store(true, std::memory_order_relaxed);  // relaxed: joins order the rest
     for (auto& th : threads) th.join();
@@ -218,12 +249,14 @@ TEST_CASE("HashTable torture: lookups during inserts, erases, replaces and resiz
     for (Node* n : t.quarantine) delete n;
 
     INFO("lookups " << t.lookups.load() << ", churn hits " << t.churn_found.load() << ", walks "
-                    << t.walks.load() << ", resizes started " << t.resizes_started.load()
-                    << ", completed " << t.table.stats().resizes << ", retired "
-                    << t.retired.load());
+                    << t.walks.load() << ", scans " << t.scans.load() << ", resizes started "
+                    << t.resizes_started.load() << ", completed " << t.table.stats().resizes
+                    << ", retired " << t.retired.load());
     CHECK(t.stable_missed.load() == 0);
     CHECK(t.absent_found.load() == 0);
     CHECK(t.bad_node.load() == 0);
+    CHECK(t.scan_errors.load() == 0);
+    CHECK(t.scans.load() > 0);
     CHECK(t.table.empty());
     CHECK(t.lookups.load() > 10000);
     CHECK(t.table.stats().resizes > 3);

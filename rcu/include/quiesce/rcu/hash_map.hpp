@@ -144,10 +144,19 @@ public:
         table_.for_each([&](const Entry& e) { fn(e.key, e.value); });
     }
 
+    /// Calls `fn(const K&, const V&)` for the entries of up to `count`
+    /// slices from `cursor`; false once the scan is over. Each entry present
+    /// throughout the scan comes once, whatever resizes run: see
+    /// HashTable::scan.
+    template <typename Fn>
+    bool scan(HashScanCursor& cursor, std::size_t count, Fn&& fn) const {
+        return table_.scan(cursor, count, [&](const Entry& e) { fn(e.key, e.value); });
+    }
+
     [[nodiscard]] std::size_t size() const noexcept { return table_.size(); }
     [[nodiscard]] bool empty() const noexcept { return table_.empty(); }
     [[nodiscard]] HashTableStats stats() const noexcept { return table_.stats(); }
-    /// The intrusive table underneath (resize_step(), walk()).
+    /// The intrusive table underneath (resize_step(), walk(), scan()).
     [[nodiscard]] auto& table() noexcept { return table_; }
 
 private:

@@ -50,6 +50,7 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <quiesce/base/cacheline.hpp>
 #include <quiesce/rcu/domain.hpp>
@@ -101,6 +102,15 @@ struct HashTableOptions {
     double min_load = 0.125;
     /// Buckets a resize moves per update (0: only resize_step() moves them).
     std::size_t resize_budget = 8;
+};
+
+/// Where a HashTable::scan() stands. Start with a default-constructed one.
+struct HashScanCursor {
+    /// The next slice to visit.
+    std::size_t next = 0;
+    /// Slices of the key space (the bucket count when the scan began; 0
+    /// before its first call). Slice p is the keys with hash % slices == p.
+    std::size_t slices = 0;
 };
 
 struct HashTableStats {
@@ -313,6 +323,55 @@ public:
             }
         }
         return cursor & t->mask;
+    }
+
+    /// Visits the nodes of up to `count` slices of the key space from
+    /// `cursor` (slice p: the keys with hash % cursor.slices == p, fixed when
+    /// the scan began, so a slice is about a bucket). Over a whole scan, a
+    /// node present from its first call to its last is visited exactly once,
+    /// whatever resizes run between or during the calls (Redis's SCAN
+    /// promises only at least once); nodes
+    /// inserted or erased meanwhile may or may not be, and a key replaced
+    /// meanwhile may be visited as its old node and its new one. Returns
+    /// false once the scan is over. For dumps a client reads piece by piece;
+    /// walk() is the cheaper one for a crawler that may see a node twice.
+    /// Read section required (each call may be its own). Cost: the slice's
+    /// buckets in every array, a sort of the slice's nodes.
+    template <typename Fn>
+    bool scan(HashScanCursor& cursor, std::size_t count, Fn&& fn) const {
+        if (cursor.slices == 0)
+            cursor.slices = current_.load(std::memory_order_acquire)->size();  // [H4]
+        const std::size_t slices = cursor.slices;
+        std::vector<Node*> met;
+        for (; count > 0 && cursor.next < slices; --count, ++cursor.next) {
+            const std::size_t slice = cursor.next;
+            met.clear();
+            auto collect = [&](const std::atomic<HashNode*>& head) {
+                // A chain may run on into a newer array's chain through a
+                // moved tail: other slices' nodes are skipped here, this
+                // slice's are met again there (duplicates go below).
+                for (HashNode* n = head.load(std::memory_order_acquire); n != nullptr;
+                     n = n->chain.load(std::memory_order_acquire))  // [H2]
+                    if ((n->hash & (slices - 1)) == slice) met.push_back(static_cast<Node*>(n));
+            };
+            // Oldest array first: a node only moves into a newer array, and
+            // is published there before it leaves ([H1]), so one missed here
+            // because it moved is met in the next array, whose link is
+            // loaded after this array was read.
+            for (const detail::HashBuckets* a = current_.load(std::memory_order_acquire);
+                 a != nullptr; a = a->future.load(std::memory_order_acquire)) {  // [H4]
+                if (a->size() >= slices) {
+                    for (std::size_t b = slice; b < a->size(); b += slices) collect(a->slots[b]);
+                } else {
+                    collect(a->slots[slice & a->mask]);  // shrunk below the slicing
+                }
+            }
+            // A node met in an old array and again after it moved: once.
+            std::sort(met.begin(), met.end());
+            met.erase(std::unique(met.begin(), met.end()), met.end());
+            for (Node* n : met) fn(*n);
+        }
+        return cursor.next < slices;
     }
 
     /// Moves up to `buckets` buckets of a resize in progress (0: all of it).
