@@ -5,6 +5,7 @@
 #include "protocol.hpp"
 
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,18 @@ namespace {
 constexpr std::size_t kMaxTokens = 24;      // memcached's MAX_TOKENS
 constexpr std::size_t kKeyMaxLength = 250;  // memcached's KEY_MAX_LENGTH
 constexpr std::size_t kLineMax = 2048;      // a line longer than this must be a get
+// A get copies values up to this size into its reply text; larger ones are
+// moved to the output as blocks of their own (one copy, not two).
+constexpr std::size_t kInlineValue = 16 * 1024;
+// The reply text's capacity kept for the next get.
+constexpr std::size_t kKeptReplyText = 256 * 1024;
+
+template <typename T>
+void append_decimal(std::string& out, T value) {
+    char digits[24];
+    const auto [end, error] = std::to_chars(digits, digits + sizeof digits, value);
+    out.append(digits, end);
+}
 
 bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
@@ -326,9 +339,14 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
         ++k;
         exptime = store_.realtime(exptime_int);
     }
-    quiesce::Buffer& reply = reply_;  // dropped whole if a key turns out too long
+    // The reply is built whole (dropped if a key turns out too long): as
+    // text, with values over kInlineValue moved to `reply_` in between, so
+    // that a get of small items makes one append to the output.
+    std::string& text = reply_text_;
+    quiesce::Buffer& reply = reply_;
+    text.clear();
     reply.clear();
-    std::string& header = header_;
+    std::size_t in_reply = 0;  // bytes moved to `reply`
     bool fail_length = false, fail_memory = false;
     for (;;) {
         for (; tokens_[k].length != 0; ++k) {
@@ -339,7 +357,7 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
             }
             // One get may name a large value many times over: its reply is
             // capped, as memcached caps the memory of a connection's replies.
-            if (reply.size() > server_.max_get_reply) {
+            if (in_reply + text.size() > server_.max_get_reply) {
                 fail_memory = true;
                 break;
             }
@@ -355,14 +373,25 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
                     Counters::bump(counters_.get_cmds);
                     Counters::bump(counters_.get_hits);
                 }
-                header.assign("VALUE ").append(item->key()).append(" ");
-                header.append(std::to_string(item->flags)).append(" ");
-                header.append(std::to_string(item->nbytes));
-                if (return_cas) header.append(" ").append(std::to_string(store_.cas_of(*item)));
-                header.append("\r\n");
-                reply.append(header);
-                reply.append(item->value());
-                reply.append("\r\n", 2);
+                text.append("VALUE ").append(item->key()).push_back(' ');
+                append_decimal(text, item->flags);
+                text.push_back(' ');
+                append_decimal(text, item->nbytes);
+                if (return_cas) {
+                    text.push_back(' ');
+                    append_decimal(text, store_.cas_of(*item));
+                }
+                text.append("\r\n");
+                const std::string_view value = item->value();
+                if (value.size() <= kInlineValue) {
+                    text.append(value);
+                } else {
+                    in_reply += text.size() + value.size();
+                    reply.append(text);
+                    reply.append(value);
+                    text.clear();
+                }
+                text.append("\r\n");
             } else if (touch) {
                 Counters::bump(counters_.touch_cmds);
                 Counters::bump(counters_.touch_misses);
@@ -377,13 +406,16 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
         (void)tokenize_command(rest, std::strlen(rest), tokens_.data(), kMaxTokens);
         k = 0;
     }
-    if (fail_length) return out_string("CLIENT_ERROR bad command line format");
-    if (fail_memory) {
+    if (fail_length || fail_memory) {
+        text.clear();
         reply.clear();
-        return out_string("SERVER_ERROR out of memory writing get response");
+        return out_string(fail_length ? "CLIENT_ERROR bad command line format"
+                                      : "SERVER_ERROR out of memory writing get response");
     }
-    reply.append("END\r\n", 5);
-    out_->append(reply);
+    text.append("END\r\n");
+    if (in_reply != 0) out_->append(reply);
+    out_->append(text);
+    if (text.capacity() > kKeptReplyText) std::string().swap(text);  // a large reply's memory goes
 }
 
 // ---- storage ------------------------------------------------------------------

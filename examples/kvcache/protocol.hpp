@@ -184,8 +184,10 @@ private:
     std::string line_;           // the command line being processed (NULs between tokens)
     std::vector<Token> tokens_;  // memcached's MAX_TOKENS
     quiesce::Buffer* out_ = nullptr;
-    quiesce::Buffer reply_;  // a get's reply, built whole (kept: no allocation per get)
-    std::string header_;
+    // A get's reply, built whole (see cmd_get()): the text, and the values
+    // larger than kInlineValue. Both kept between gets: no allocation per get.
+    std::string reply_text_;
+    quiesce::Buffer reply_;
 };
 
 /// memcached's tokenize_command(): splits at single spaces, at most

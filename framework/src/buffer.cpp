@@ -40,6 +40,15 @@ void Buffer::append(Buffer& other) {
 
 std::optional<std::size_t> Buffer::find(std::string_view needle, std::size_t from) const {
     if (needle.empty() || from >= size()) return std::nullopt;
+    // Most searches (a protocol line in what one read brought) end in the
+    // first block: search it in place. A match that starts there but runs
+    // into the next block, or none there, is left to evbuffer_search().
+    evbuffer_iovec first;
+    if (evbuffer_peek(buffer_, -1, nullptr, &first, 1) >= 1 && from < first.iov_len) {
+        const std::string_view block(static_cast<const char*>(first.iov_base), first.iov_len);
+        const std::size_t at = block.find(needle, from);
+        if (at != std::string_view::npos) return at;
+    }
     evbuffer_ptr start;
     if (evbuffer_ptr_set(buffer_, &start, from, EVBUFFER_PTR_SET) != 0) return std::nullopt;
     evbuffer_ptr at = evbuffer_search(buffer_, needle.data(), needle.size(), &start);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -197,9 +198,13 @@ void Connection::continue_reading() {
 }
 
 void Connection::flush_output() {
-    while (!output_.empty() && !write_blocked_ && state_ != State::kClosed) {
+    // evbuffer_write() removes what it wrote: `pending` follows the size
+    // without asking libevent again.
+    std::size_t pending = output_.size();
+    while (pending != 0 && !write_blocked_ && state_ != State::kClosed) {
         int n = evbuffer_write(output_.raw(), fd_);
         if (n > 0) {
+            pending -= std::min(pending, static_cast<std::size_t>(n));
             bytes_out_ += static_cast<std::uint64_t>(n);
             runtime_.internal().bytes_out.add(static_cast<std::uint64_t>(n));
             last_activity_ns_ = now_ns();
@@ -216,7 +221,7 @@ void Connection::flush_output() {
         return;
     }
     if (state_ == State::kClosed) return;
-    if (!backpressured_ && output_.size() > options_.high_water) backpressured_ = true;
+    if (!backpressured_ && pending > options_.high_water) backpressured_ = true;
 }
 
 void Connection::after_dispatch() {

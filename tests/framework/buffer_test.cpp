@@ -57,6 +57,26 @@ TEST_CASE("a delimiter split across blocks is found", "[framework][buffer]") {
     CHECK(a.find("\r\n") == 4095u);
 }
 
+TEST_CASE("find searches the first block in place and the rest past it", "[framework][buffer]") {
+    Buffer a;
+    Buffer b;
+    // Two blocks: "x\r" almost matches at the end of the first, and the
+    // needle only matches whole across the boundary or in the second.
+    a.append("GET x\ry END\r");
+    b.append("\nEND\r\n tail \r\n");
+    a.append(b);
+    CHECK(a.find("\r\n") == 11u);      // straddles the two blocks
+    CHECK(a.find("END\r\n") == 8u);    // starts in the first, ends in the second
+    CHECK(a.find("\r") == 5u);         // inside the first block
+    CHECK(a.find("\r", 6) == 11u);     // from inside the first block
+    CHECK(a.find("\r\n", 12) == 16u);  // only in the second block
+    CHECK(a.find("\r\n", 17) == 24u);  // from inside the second block
+    CHECK(a.find("tail") == 19u);
+    CHECK(a.find("x\ry END") == 4u);
+    CHECK(a.find("absent") == std::nullopt);
+    CHECK(a.find("\r\n", 25) == std::nullopt);
+}
+
 TEST_CASE("addresses parse as users write them", "[framework][address]") {
     Address v4 = Address::parse("127.0.0.1:8080");
     CHECK(v4.family() == AF_INET);

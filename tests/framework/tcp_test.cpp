@@ -88,6 +88,23 @@ TEST_CASE("16 MiB are echoed intact through back-pressure", "[framework][tcp]") 
     CHECK(server.stop() == 0);
 }
 
+TEST_CASE("reads of more than 64 KiB (read_chunk) take all the kernel holds", "[framework][tcp]") {
+    // A read shorter than read_chunk means "nothing more for now" to the
+    // connection (edge-triggered: no new edge comes for bytes already
+    // there), so a read into an empty buffer must ask for all of it.
+    RunningRuntime server({});
+    tcp::ListenerOptions options;
+    options.connection.read_chunk = 256 * 1024;
+    options.connection.max_input = 1 << 20;
+    tcp::Listener& listener = server.runtime.listen("127.0.0.1:0", echo(), options);
+    server.start();
+    const std::string payload = pattern(8 << 20, 5);
+    std::string echoed = quiesce::test::echo_through(listener.address(), payload);
+    CHECK(echoed.size() == payload.size());
+    CHECK(echoed == payload);
+    CHECK(server.stop() == 0);
+}
+
 TEST_CASE("half-close: what was sent before FIN comes back, then EOF", "[framework][tcp]") {
     RunningRuntime server({});
     tcp::Listener& listener = server.runtime.listen("127.0.0.1:0", echo());

@@ -364,6 +364,28 @@ TEST_CASE("a metadump larger than the output budget goes on a step at a time", "
     CHECK(std::count(seen.begin(), seen.end(), 1) == kItems);
 }
 
+TEST_CASE("a get of small and large values replies with each in order", "[kvcache][unit]") {
+    // Values up to 16 KiB are copied into the reply text, larger ones are
+    // appended as blocks of their own in between: the bytes must not move.
+    Harness h;
+    const std::string big(40'000, 'B');
+    const std::string huge(300'000, 'H');
+    h.send("set s1 1 0 3\r\none\r\n");
+    h.send("set b 2 0 40000\r\n" + big + "\r\n");
+    h.send("set s2 3 0 3\r\ntwo\r\n");
+    h.send("set h 4 0 300000\r\n" + huge + "\r\n");
+    CHECK(h.send("get s1 b s2 h s1 missing b\r\n") ==
+          "VALUE s1 1 3\r\none\r\nVALUE b 2 40000\r\n" + big + "\r\nVALUE s2 3 3\r\ntwo\r\n" +
+              "VALUE h 4 300000\r\n" + huge + "\r\nVALUE s1 1 3\r\none\r\nVALUE b 2 40000\r\n" +
+              big + "\r\nEND\r\n");
+    // After a large reply the next get starts clean.
+    CHECK(h.send("get s2\r\n") == "VALUE s2 3 3\r\ntwo\r\nEND\r\n");
+    // A bad key after large values drops the whole reply.
+    CHECK(h.send("get b h " + std::string(251, 'k') + "\r\n") ==
+          "CLIENT_ERROR bad command line format\r\n");
+    CHECK(h.send("gets s1\r\n").starts_with("VALUE s1 1 3 "));
+}
+
 TEST_CASE("a get whose reply would be too large is refused", "[kvcache][unit]") {
     Harness h;
     h.server.max_get_reply = 100 * 1024;
@@ -372,4 +394,10 @@ TEST_CASE("a get whose reply would be too large is refused", "[kvcache][unit]") 
     for (int i = 0; i < 50; ++i) line += " v";
     CHECK(h.send(line + "\r\n") == "SERVER_ERROR out of memory writing get response\r\n");
     CHECK(h.send("get v v\r\n").starts_with("VALUE v 0 10000\r\n"));  // the connection goes on
+    // The same with values large enough to be appended as blocks of their own.
+    h.send("set w 0 0 20000\r\n" + std::string(20000, 'w') + "\r\n");
+    line = "get";
+    for (int i = 0; i < 10; ++i) line += " w";
+    CHECK(h.send(line + "\r\n") == "SERVER_ERROR out of memory writing get response\r\n");
+    CHECK(h.send("get w\r\n").starts_with("VALUE w 0 20000\r\n"));
 }

@@ -235,7 +235,6 @@ private:
     bool read_pending_ = false;  // input may wait in the kernel: read when allowed
     bool read_posted_ = false;   // a continue_reading() is queued
     bool in_dispatch_ = false;
-    bool flush_posted_ = false;
 };
 
 /// A listening socket. Made by Runtime::listen(); the runtime owns it.
