@@ -44,25 +44,29 @@ bool ends_number(const char* end, const char* start) {
 
 std::size_t tokenize_command(char* command, std::size_t length, Session::Token* tokens,
                              std::size_t max_tokens) {
+    // memcached's tokenizer, finding the spaces with memchr().
     std::size_t ntokens = 0;
     char* s = command;
     char* e = command;
-    for (std::size_t i = 0; i < length; ++i) {
-        if (*e == ' ') {
-            if (s != e) {
-                tokens[ntokens].value = s;
-                tokens[ntokens].length = static_cast<std::size_t>(e - s);
-                ++ntokens;
-                *e = '\0';
-                if (ntokens == max_tokens - 1) {
-                    ++e;
-                    s = e;  // so no extra token is added
-                    break;
-                }
-            }
-            s = e + 1;
+    char* const end = command + length;
+    while (e < end) {
+        auto* space = static_cast<char*>(std::memchr(e, ' ', static_cast<std::size_t>(end - e)));
+        if (space == nullptr) {
+            e = end;
+            break;
         }
-        ++e;
+        e = space + 1;
+        if (s != space) {
+            tokens[ntokens].value = s;
+            tokens[ntokens].length = static_cast<std::size_t>(space - s);
+            ++ntokens;
+            *space = '\0';
+            if (ntokens == max_tokens - 1) {
+                s = e;  // so no extra token is added
+                break;
+            }
+        }
+        s = e;
     }
     if (s != e) {
         tokens[ntokens].value = s;
