@@ -401,3 +401,35 @@ TEST_CASE("a get whose reply would be too large is refused", "[kvcache][unit]") 
     CHECK(h.send(line + "\r\n") == "SERVER_ERROR out of memory writing get response\r\n");
     CHECK(h.send("get w\r\n").starts_with("VALUE w 0 20000\r\n"));
 }
+
+namespace {
+
+// The tokens of `line` as memcached's tokenizer cuts them; the last entry is
+// what is left after the last token ("<end>" when nothing is).
+std::vector<std::string> tokens_of(std::string line, std::size_t max_tokens) {
+    std::vector<Session::Token> tokens(max_tokens + 1);
+    const std::size_t n =
+        kvcache::tokenize_command(line.data(), line.size(), tokens.data(), max_tokens);
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i + 1 < n; ++i) out.emplace_back(tokens[i].value, tokens[i].length);
+    const Session::Token& rest = tokens[n - 1];
+    CHECK(rest.length == 0);
+    out.emplace_back(rest.value == nullptr ? "<end>" : rest.value);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("the tokenizer splits as memcached's does", "[kvcache][unit]") {
+    using V = std::vector<std::string>;
+    CHECK(tokens_of("get a", 24) == V{"get", "a", "<end>"});
+    CHECK(tokens_of("  get   a  b ", 24) == V{"get", "a", "b", "<end>"});
+    CHECK(tokens_of("", 24) == V{"<end>"});
+    CHECK(tokens_of("   ", 24) == V{"<end>"});
+    CHECK(tokens_of("tab\tis not a space", 24) == V{"tab\tis", "not", "a", "space", "<end>"});
+    // At max_tokens - 1 tokens it stops: the rest of the line is left whole.
+    CHECK(tokens_of("get a b c d", 4) == V{"get", "a", "b", "c d"});
+    CHECK(tokens_of("get a b  c d", 4) == V{"get", "a", "b", " c d"});
+    CHECK(tokens_of("get a b", 4) == V{"get", "a", "b", "<end>"});
+    CHECK(tokens_of("get a b ", 4) == V{"get", "a", "b", "<end>"});
+}
