@@ -363,9 +363,21 @@ TEST_CASE("cpu_now_ns() never decreases and follows CLOCK_THREAD_CPUTIME_ID", "[
         if (std::abs(ours - real) <= 0.02 * real + 300'000) break;
     }
     // Absolute: close after construction; the perf task clock falls behind by
-    // about 11 µs per sleep (context-switch time no group used).
-    const std::int64_t gap =
-        static_cast<std::int64_t>(thread_cpu()) - static_cast<std::int64_t>(clock.cpu_now_ns());
+    // about 11 µs per sleep (context-switch time no group used). In a virtual
+    // machine it can also run ahead: time the hypervisor takes from a running
+    // thread (steal) counts on the estimate, never on CLOCK_THREAD_CPUTIME_ID,
+    // and the monotonic clamp keeps such a lead until the thread has really
+    // run that long (2.2 ms once, under ASan in a CI rehearsal). A lead is
+    // then run off and the clock re-anchored at a sleep's switch records,
+    // up to twice: a clock that is wrong at each fresh anchor still fails.
+    std::int64_t gap = 0;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        gap =
+            static_cast<std::int64_t>(thread_cpu()) - static_cast<std::int64_t>(clock.cpu_now_ns());
+        if (gap > -200'000 || attempt == 2) break;
+        spin_cpu(std::chrono::nanoseconds(-gap) + 1ms);
+        std::this_thread::sleep_for(1ms);
+    }
     INFO("CLOCK_THREAD_CPUTIME_ID - cpu_now_ns() = " << gap << " ns");
     CHECK(gap > -200'000);
     CHECK(gap < 2'000'000);
