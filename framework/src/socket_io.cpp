@@ -18,9 +18,9 @@ constexpr std::size_t kScratch = 64 * 1024;
 
 // Reads into an empty buffer land here first, then only what came is copied
 // in: a request of a few hundred bytes then takes a block of its own size
-// (from malloc's per-thread cache) instead of a block of `chunk` bytes
-// allocated and freed around every read. One per thread: reads never nest.
-
+// (a small one comes from malloc's per-thread cache) instead of a block of
+// `chunk` bytes allocated and freed around every read. One per thread:
+// reads never nest.
 ssize_t read_via_scratch(Buffer& buffer, int fd, std::size_t chunk) {
     thread_local std::unique_ptr<char[]> scratch;
     if (!scratch) scratch = std::make_unique<char[]>(kScratch);
