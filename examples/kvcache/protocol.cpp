@@ -411,15 +411,16 @@ void Session::cmd_get(std::size_t, bool return_cas, bool touch) {
         k = 0;
     }
     if (fail_length || fail_memory) {
-        text.clear();
         reply.clear();
-        return out_string(fail_length ? "CLIENT_ERROR bad command line format"
-                                      : "SERVER_ERROR out of memory writing get response");
+    } else {
+        text.append("END\r\n");
+        if (in_reply != 0) out_->append(reply);
+        out_->append(text);
     }
-    text.append("END\r\n");
-    if (in_reply != 0) out_->append(reply);
-    out_->append(text);
+    text.clear();
     if (text.capacity() > kKeptReplyText) std::string().swap(text);  // a large reply's memory goes
+    if (fail_length) return out_string("CLIENT_ERROR bad command line format");
+    if (fail_memory) return out_string("SERVER_ERROR out of memory writing get response");
 }
 
 // ---- storage ------------------------------------------------------------------
