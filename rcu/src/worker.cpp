@@ -6,6 +6,7 @@
 // the incoming queue under queue_mutex_. It starts on first need and sleeps on
 // a condition variable (a futex) when there is nothing to do.
 #include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <system_error>
@@ -84,6 +85,19 @@ void DomainImpl::worker_main() {
     std::string thread_name = "rcu-cb:" + options_.name;
     thread_name.resize(std::min<std::size_t>(thread_name.size(), 15));
     pthread_setname_np(pthread_self(), thread_name.c_str());
+    // SCHED_BATCH: waking this thread (a grace period to drive, a reader's
+    // quiescent state ending one, the end of a callback_batch pause) does not
+    // preempt the thread running on its CPU, usually a busy loop; it runs
+    // when that thread's time slice ends or it sleeps, and still gets its
+    // fair share. As a normal thread it preempted a loop serving kvcache's
+    // load about 1,800 times a second, each time two context switches on the
+    // loop's CPU (docs/BENCHMARKS.md). Unprivileged; should the kernel refuse,
+    // it stays a normal thread.
+    sched_param param{};
+    if (const int error = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param); error != 0) {
+        logger().debug("domain '{}': its callback thread stays SCHED_OTHER ({})", options_.name,
+                       std::generic_category().message(error));
+    }
     SegList local;
     for (;;) {
         while (Head* head = incoming_.pop()) local.enqueue(head);

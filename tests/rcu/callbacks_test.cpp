@@ -1,5 +1,7 @@
 // Callbacks: own lists of QSBR readers, the domain callback thread, retire(),
 // barrier(), and that every callback runs exactly once, also at shutdown.
+#include <sched.h>
+
 #include <catch2/catch.hpp>
 
 #include <cstddef>
@@ -79,6 +81,21 @@ TEST_CASE("callbacks queued from a plain thread run on the domain callback threa
     domain.barrier();
     CHECK(runs.load() == 100);
     CHECK(domain.stats().callbacks_invoked == 100);
+}
+
+TEST_CASE("the domain callback thread is SCHED_BATCH: waking it does not preempt a busy loop",
+          "[rcu][unit]") {
+    rcu::Domain domain({.name = "cb-policy"});
+    struct PolicyHead : rcu::Head {
+        std::atomic<int> policy{-1};
+    };
+    PolicyHead head;
+    domain.call(&head, [](rcu::Head* h) noexcept {
+        static_cast<PolicyHead*>(h)->policy.store(sched_getscheduler(0));
+    });
+    domain.barrier();
+    CHECK(head.policy.load() == SCHED_BATCH);
+    CHECK(sched_getscheduler(0) == SCHED_OTHER);  // the caller's own policy is untouched
 }
 
 TEST_CASE("retire deletes after a grace period, with or without an embedded Head", "[rcu][unit]") {
