@@ -29,8 +29,14 @@ struct Options {
     /// JSON file /config serves and SIGHUP reloads; empty = "{}".
     std::filesystem::path config{};
     quiesce::http::ServerOptions http{};
-    /// Bytes read from a file per AIO request (and sent per piece).
+    /// Bytes read from a file per AIO request (and sent per piece; a piece
+    /// sent with sendfile is up to 8 of these).
     std::size_t file_chunk = 256 * 1024;
+    /// Pieces the page cache holds (cachestat(2), Linux 6.5+) go out with
+    /// sendfile(2), with no AIO read and no copy through httpd; the rest,
+    /// and every piece where the kernel has no cachestat, through the AIO
+    /// poller. False: always the AIO poller.
+    bool sendfile = true;
 };
 
 /// The configuration every request reads (through an rcu::Ptr, no lock).

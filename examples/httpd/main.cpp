@@ -3,7 +3,7 @@
 //     build/examples/httpd/httpd --listen 127.0.0.1:8080 --root ./public
 //     curl http://127.0.0.1:8080/                  # a small fixed page
 //     curl http://127.0.0.1:8080/burn?ms=200       # 200 ms of CPU, in slices
-//     curl http://127.0.0.1:8080/files/index.html  # files under --root, via AIO
+//     curl http://127.0.0.1:8080/files/index.html  # files under --root (sendfile or AIO)
 //     open http://127.0.0.1:8080/dashboard         # loops, grace periods, stalls, live
 //
 // Each connection is a stackless group; requests are parsed by llhttp
@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
     std::size_t max_body = 1024 * 1024;
     std::size_t max_header = 16 * 1024;
     std::size_t max_uri = 8 * 1024;
+    bool sendfile = true;
     CLI::App& app = cli.app();
     app.add_option("--root", root, "directory served under /files/ (none: /files/ is 404)")
         ->check(CLI::ExistingDirectory);
@@ -47,6 +48,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--max-uri", max_uri, "longest request target in bytes (414 past it)")
         ->capture_default_str();
+    app.add_option("--sendfile", sendfile,
+                   "send /files/ pieces the page cache holds with sendfile(2) (false: every "
+                   "piece through an AIO read)")
+        ->capture_default_str();
     quiesce::RuntimeOptions options = cli.parse(argc, argv);
 
     // SIGHUP reloads the configuration: blocked before any thread starts so
@@ -64,6 +69,7 @@ int main(int argc, char** argv) {
     httpd_options.http.max_body = max_body;
     httpd_options.http.max_header_bytes = max_header;
     httpd_options.http.max_target = max_uri;
+    httpd_options.sendfile = sendfile;
     const std::string version = quiesce::version();  // "quiesce 0.1.0"
     httpd_options.http.server = "quiesce-httpd/" + version.substr(version.find(' ') + 1);
     httpd_options.http.name = "httpd";

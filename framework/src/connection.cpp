@@ -8,6 +8,7 @@
 #include <quiesce/framework/tcp.hpp>
 
 #include <event2/buffer.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <system_error>
 #include <utility>
 
 #include <quiesce/scheduler/need_resched.hpp>
@@ -202,6 +204,7 @@ void Connection::flush_output() {
     // without asking libevent again.
     std::size_t pending = output_.size();
     while (pending != 0 && !write_blocked_ && state_ != State::kClosed) {
+        errno = 0;  // a 0 with errno unset: a file segment's file ended early
         int n = evbuffer_write(output_.raw(), fd_);
         if (n > 0) {
             pending -= std::min(pending, static_cast<std::size_t>(n));
@@ -210,11 +213,21 @@ void Connection::flush_output() {
             last_activity_ns_ = now_ns();
             continue;
         }
-        int error = n < 0 ? errno : EAGAIN;
+        // libevent returns 0 for a sendfile() that would block (errno
+        // EAGAIN) and for one at the end of the file (errno untouched).
+        int error = errno;
         if (error == EINTR) continue;
         if (error == EAGAIN || error == EWOULDBLOCK) {
             write_blocked_ = true;  // the next writable edge clears it
             break;
+        }
+        if (n == 0 && error == 0) {
+            detail::logger().warn(
+                "connection {} ({}): a file being sent is shorter than announced "
+                "(truncated meanwhile?): aborting",
+                id_, peer_.to_string());
+            teardown(std::make_error_code(std::errc::io_error));
+            return;
         }
         log_io_error("write", error);
         teardown(std::error_code(error, std::generic_category()));
@@ -275,6 +288,35 @@ void Connection::write(Buffer& data) {
     if (!accepts_output(data.size())) return;
     output_.append(data);
     if (!in_dispatch_) after_dispatch();
+}
+
+bool Connection::write_file(int fd, std::uint64_t offset, std::uint64_t length) {
+    if (length == 0) return true;
+    if (!accepts_output(static_cast<std::size_t>(length))) return false;
+    // The segment owns a duplicate, closed when its bytes are sent or the
+    // output is dropped: the caller's descriptor may be closed meanwhile.
+    const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) {
+        detail::logger().warn("connection {} ({}): cannot duplicate a file descriptor to send: {}",
+                              id_, peer_.to_string(), std::generic_category().message(errno));
+        return false;
+    }
+    // Without EVBUF_FS_DISABLE_MMAP libevent would map the file; without
+    // DRAINS_TO_FD on the output it would read the range into memory.
+    evbuffer_file_segment* segment = evbuffer_file_segment_new(
+        own, static_cast<ev_off_t>(offset), static_cast<ev_off_t>(length),
+        EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_MMAP | EVBUF_FS_DISABLE_LOCKING);
+    if (segment == nullptr) {
+        ::close(own);
+        return false;
+    }
+    evbuffer_set_flags(output_.raw(), EVBUFFER_FLAG_DRAINS_TO_FD);
+    const int added =
+        evbuffer_add_file_segment(output_.raw(), segment, 0, static_cast<ev_off_t>(length));
+    evbuffer_file_segment_free(segment);  // the output's reference keeps it
+    if (added != 0) return false;
+    if (!in_dispatch_) after_dispatch();
+    return true;
 }
 
 void Connection::close() {

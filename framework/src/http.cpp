@@ -75,6 +75,7 @@ public:
     void send_head(std::uint64_t seq, const Response& response, std::uint64_t length);
     void send_body(std::uint64_t seq, std::string_view data);
     void send_body(std::uint64_t seq, Buffer& data);
+    bool send_file(std::uint64_t seq, int fd, std::uint64_t offset, std::uint64_t length);
     void end_reply(std::uint64_t seq, bool complete);
     void when_drained(std::function<void()> fn);
     void failed(std::uint64_t seq) noexcept;
@@ -239,6 +240,11 @@ void Session::send_body(std::uint64_t seq, Buffer& data) {
     if (current(seq) && !request_.is_head()) conn_->write(data);
 }
 
+bool Session::send_file(std::uint64_t seq, int fd, std::uint64_t offset, std::uint64_t length) {
+    if (!current(seq) || request_.is_head()) return true;  // nothing to send, as send_body()
+    return conn_->write_file(fd, offset, length);
+}
+
 void Session::end_reply(std::uint64_t seq, bool complete) {
     if (!current(seq)) return;
     busy_ = false;
@@ -345,6 +351,14 @@ void Responder::write(Buffer& data) {
     if (data.size() > remaining_) data.drain(data.size() - remaining_);  // never past the length
     remaining_ -= data.size();
     session_->send_body(seq_, data);
+}
+
+bool Responder::write_file(int fd, std::uint64_t offset, std::uint64_t length) {
+    if (state_ != kStreaming) return true;  // as write(): nothing more is sent
+    const std::uint64_t size = std::min(remaining_, length);
+    if (!session_->send_file(seq_, fd, offset, size)) return false;
+    remaining_ -= size;
+    return true;
 }
 
 void Responder::finish() {

@@ -9,6 +9,7 @@ exits 0 on SIGTERM.
 usage: httpd_test.py HTTPD_BINARY
 """
 import atexit
+import ctypes
 import hashlib
 import http.client
 import json
@@ -135,6 +136,89 @@ def make_tree():
     with open(config, "w") as f:
         json.dump({"headers": {"X-Test": "one"}, "motd": "first"}, f)
     return top, root, config, big
+
+
+def cached_pages(path):
+    """Pages of `path` in the page cache by cachestat(2) (Linux 6.5), or
+    None where the kernel has no cachestat."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    rng = (ctypes.c_uint64 * 2)(0, 0)  # offset 0, length 0: the whole file
+    stat = (ctypes.c_uint64 * 5)()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syscall(ctypes.c_long(451), ctypes.c_int(fd), rng, stat, ctypes.c_uint(0)) != 0:
+            return None
+    finally:
+        os.close(fd)
+    return stat[0]
+
+
+def evict(path):
+    """Drops the file's clean pages from the page cache (not on tmpfs)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def pieces_line(log, seen):
+    """The next "K of M pieces" line httpd logged after the first `seen`
+    ones: (K, M), or None within 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(log) as f:
+            found = re.findall(r"/files/big\.bin: (\d+) of (\d+) pieces sent from the page cache",
+                               f.read())
+        if len(found) > seen:
+            return int(found[seen][0]), int(found[seen][1])
+        time.sleep(0.05)
+    return None
+
+
+def sendfile_section(binary, root, config, big):
+    """Pieces the page cache holds go out with sendfile; the rest, and all
+    of them with --sendfile false, through AIO reads; the bytes are the
+    file's either way."""
+    path = os.path.join(root, "big.bin")
+    want = hashlib.sha256(big).digest()
+    proc, port, log = start_httpd(binary, root, config, "--log-level", "debug")
+    status, _, body = request(port, "GET", "/files/big.bin")
+    check(status == 200 and hashlib.sha256(body).digest() == want, "the file, sendfile on")
+    line = pieces_line(log, 0)
+    if cached_pages(path) is None:
+        print("note: this kernel has no cachestat(2) (Linux 6.5+): every piece goes through "
+              "AIO and sendfile is not tried", flush=True)
+        check(line is not None and line[0] == 0, "no cachestat: no piece with sendfile %s" % (line,))
+    else:
+        check(line is not None and line[0] == line[1] and line[1] > 0,
+              "a cached file: every piece with sendfile %s" % (line,))
+        evict(path)
+        if cached_pages(path) == 0:
+            status, _, body = request(port, "GET", "/files/big.bin")
+            check(status == 200 and hashlib.sha256(body).digest() == want,
+                  "the file after its pages were evicted")
+            line = pieces_line(log, 1)
+            check(line is not None and line[0] < line[1],
+                  "an evicted file: its first piece through AIO %s" % (line,))
+        else:
+            print("note: the test directory's file system keeps its pages (tmpfs?): the "
+                  "evicted case is covered by --sendfile false below", flush=True)
+    status, _, body = request(port, "GET", "/files/big.bin", {"Range": "bytes=5-800000"})
+    check(status == 206 and body == big[5:800001], "a range with sendfile")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
+    proc, port, log = start_httpd(binary, root, config, "--log-level", "debug",
+                                  "--sendfile", "false")
+    status, _, body = request(port, "GET", "/files/big.bin")
+    check(status == 200 and hashlib.sha256(body).digest() == want, "the file, --sendfile false")
+    line = pieces_line(log, 0)
+    check(line is not None and line[0] == 0 and line[1] > 0,
+          "--sendfile false: every piece through AIO %s" % (line,))
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
 
 
 def main():
@@ -390,6 +474,11 @@ def main():
     c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     c.close()  # RST
     check(request(port, "GET", "/")[0] == 200, "a client that resets mid-body harms nobody")
+
+    print("-- files with sendfile and through AIO")
+    with open(config, "w") as f:  # the reload checks above left it broken
+        json.dump({}, f)
+    sendfile_section(binary, root, config, big)
 
     print("-- SIGTERM")
     proc.send_signal(signal.SIGTERM)

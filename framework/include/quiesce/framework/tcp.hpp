@@ -146,6 +146,16 @@ public:
     void write(std::string_view data);
     /// Moves all of `data` to the output (no copy).
     void write(Buffer& data);
+    /// Queues `length` bytes of the file `fd` from `offset`, sent from the
+    /// page cache with sendfile(2) when their turn comes: no copy through
+    /// user space. The connection holds a duplicate of `fd` until they are
+    /// sent, so the caller may close its own at once. sendfile reads the
+    /// file on the loop: queue only what is in the page cache (cachestat(2)),
+    /// or a loop may block on the disk. A file that turns out shorter than
+    /// `length` aborts the connection (the client sees a short body).
+    /// Returns false (nothing queued) if the descriptor cannot be
+    /// duplicated or the output is refused, as write() would refuse it.
+    bool write_file(int fd, std::uint64_t offset, std::uint64_t length);
     /// Orderly close: flush, FIN, wait for the peer's FIN (bounded), close.
     /// on_data() is not called again.
     void close();
