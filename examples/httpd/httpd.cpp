@@ -24,6 +24,8 @@
 #include <quiesce/rcu/domain.hpp>
 #include <quiesce/scheduler/need_resched.hpp>
 
+#include "file_send.hpp"
+
 namespace httpd {
 
 namespace http = quiesce::http;
@@ -50,139 +52,6 @@ int open_beneath(int root_fd, const std::string& relative) noexcept {
     const long fd = ::syscall(SYS_openat2, root_fd, relative.c_str(), &how, sizeof how);
     return fd >= 0 ? static_cast<int>(fd) : -errno;
 }
-
-/// True when every page of [offset, offset + length) is in the page cache,
-/// by cachestat(2) (Linux 6.5; glibc 2.36 has no wrapper). False where the
-/// kernel lacks it, and for an empty range. The answer may be stale by the
-/// time the pages are sent: a page evicted in between is read from the disk
-/// by sendfile on the loop, as nginx's sendfile would.
-bool range_cached(int fd, std::uint64_t offset, std::uint64_t length) noexcept {
-    if (length == 0) return false;
-    struct {
-        std::uint64_t off, len;
-    } range{offset, length};
-    struct {
-        std::uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-    } stat{};
-    constexpr long kCachestat = 451;  // the same number on every architecture
-    // relaxed: a hint; a second thread that tries once more only wastes a call.
-    static std::atomic<bool> missing{false};
-    if (missing.load(std::memory_order_relaxed)) return false;
-    if (::syscall(kCachestat, fd, &range, &stat, 0) != 0) {
-        if (errno == ENOSYS) missing.store(true, std::memory_order_relaxed);
-        return false;
-    }
-    static const auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-    const std::uint64_t pages = (offset + length - 1) / page - offset / page + 1;
-    return stat.nr_cache >= pages;
-}
-
-/// One file being sent, `chunk` bytes at a time, each piece once the
-/// connection's output has drained: from the page cache with sendfile, or
-/// through an AIO read and a write.
-/// What a file reply sends, in order: for each part, `head` (a multipart
-/// header; empty for a plain reply), then `length` bytes of the file from
-/// `offset`; then the tail (the closing boundary).
-struct FilePart {
-    std::string head;
-    std::uint64_t offset = 0;
-    std::uint64_t length = 0;
-};
-
-/// Sends parts of a file, reading a piece through the AIO poller once the
-/// connection's queued output has drained: a slow client costs one piece.
-struct FileSend : std::enable_shared_from_this<FileSend> {
-    FileSend(http::Responder r, int descriptor, std::vector<FilePart> file_parts,
-             std::string closing, std::size_t chunk, bool use_sendfile,
-             quiesce::pollers::AioPoller& poller)
-        : responder(std::move(r)),
-          fd(descriptor),
-          parts(std::move(file_parts)),
-          tail(std::move(closing)),
-          size(static_cast<std::size_t>(
-              std::min<std::uint64_t>(chunk, std::max<std::uint64_t>(largest(parts), 1)))),
-          sendfile(use_sendfile),
-          aio(poller) {}
-    ~FileSend() { ::close(fd); }
-    FileSend(const FileSend&) = delete;
-    FileSend& operator=(const FileSend&) = delete;
-
-    static std::uint64_t largest(const std::vector<FilePart>& parts) noexcept {
-        std::uint64_t most = 0;
-        for (const FilePart& part : parts) most = std::max(most, part.length);
-        return most;
-    }
-
-    void step() {
-        if (!responder.open()) {
-            responder.finish();
-            return;
-        }
-        while (next < parts.size()) {
-            FilePart& part = parts[next];
-            if (!part.head.empty()) {
-                responder.write(part.head);
-                part.head.clear();
-            }
-            if (part.length > 0) break;
-            ++next;
-        }
-        if (next == parts.size()) {
-            if (!tail.empty()) responder.write(tail);
-            responder.finish();
-            spdlog::debug("httpd: {}: {} of {} pieces sent from the page cache with sendfile",
-                          responder.request().path(), sent_from_cache, pieces);
-            return;
-        }
-        FilePart& part = parts[next];
-        const std::size_t want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(size, part.length));
-        auto self = shared_from_this();
-        ++pieces;
-        // sendfile copies nothing through httpd: a larger piece, fewer steps.
-        const std::uint64_t piece = std::min<std::uint64_t>(part.length, kSendfilePieces * size);
-        if (sendfile && range_cached(fd, part.offset, piece) &&
-            responder.write_file(fd, part.offset, piece)) {
-            part.offset += piece;
-            part.length -= piece;
-            ++sent_from_cache;
-            responder.when_drained([self] { self->step(); });
-            return;
-        }
-        if (!buffer) buffer.reset(new char[size]);  // the first piece that is read
-        aio.read_at(responder.group(), fd, buffer.get(), want, static_cast<off_t>(part.offset),
-                    [self](quiesce::pollers::AioResult result) {
-                        if (result.error || result.bytes == 0) {
-                            if (result.error)
-                                spdlog::warn("httpd: reading a file failed: {}",
-                                             result.error.message());
-                            self->responder.finish();  // short: the connection is aborted
-                            return;
-                        }
-                        FilePart& done = self->parts[self->next];
-                        const auto got = std::min<std::uint64_t>(done.length, result.bytes);
-                        done.offset += got;
-                        done.length -= got;
-                        self->responder.write(std::string_view(self->buffer.get(), got));
-                        self->responder.when_drained([self] { self->step(); });
-                    });
-    }
-
-    /// A piece sent with sendfile is this many AIO reads long.
-    static constexpr std::uint64_t kSendfilePieces = 8;
-
-    http::Responder responder;
-    int fd;
-    std::vector<FilePart> parts;
-    std::string tail;
-    std::size_t next = 0;            // the part being sent
-    std::size_t size;                // of the buffer: one AIO read
-    std::unique_ptr<char[]> buffer;  // allocated for the first piece read through AIO
-    bool sendfile;
-    std::uint64_t pieces = 0;           // of the file sent or being sent
-    std::uint64_t sent_from_cache = 0;  // of them with sendfile
-    quiesce::pollers::AioPoller& aio;
-};
 
 /// /burn's state: CPU time still to burn and the slices used so far.
 struct Burn {

@@ -29,12 +29,11 @@ struct Options {
     /// JSON file /config serves and SIGHUP reloads; empty = "{}".
     std::filesystem::path config{};
     quiesce::http::ServerOptions http{};
-    /// Bytes read from a file per AIO request (and sent per piece; a piece
-    /// sent with sendfile is up to 8 of these).
+    /// Bytes of a file per piece: one AIO read, or one sendfile.
     std::size_t file_chunk = 256 * 1024;
-    /// Pieces the page cache holds (cachestat(2), Linux 6.5+) go out with
-    /// sendfile(2), with no AIO read and no copy through httpd; the rest,
-    /// and every piece where the kernel has no cachestat, through the AIO
+    /// Pieces the page cache holds go out with sendfile(2), with no AIO read
+    /// and no copy through httpd (file_send.hpp: where cachestat(2) answers
+    /// for the file, until a piece has to be read); the rest through the AIO
     /// poller. False: always the AIO poller.
     bool sendfile = true;
 };

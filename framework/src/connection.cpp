@@ -221,7 +221,7 @@ void Connection::flush_output() {
             write_blocked_ = true;  // the next writable edge clears it
             break;
         }
-        if (n == 0 && error == 0) {
+        if (error == 0) {  // n <= 0 with no error: only a file segment's early end
             detail::logger().warn(
                 "connection {} ({}): a file being sent is shorter than announced "
                 "(truncated meanwhile?): aborting",
@@ -297,8 +297,11 @@ bool Connection::write_file(int fd, std::uint64_t offset, std::uint64_t length) 
     // output is dropped: the caller's descriptor may be closed meanwhile.
     const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0) {
-        detail::logger().warn("connection {} ({}): cannot duplicate a file descriptor to send: {}",
-                              id_, peer_.to_string(), std::generic_category().message(errno));
+        // Debug, not warn: the caller sends the bytes another way, and out
+        // of descriptors this would come once per piece.
+        const int error = errno;
+        detail::logger().debug("connection {} ({}): cannot duplicate a file descriptor to send: {}",
+                               id_, peer_.to_string(), std::generic_category().message(error));
         return false;
     }
     // Without EVBUF_FS_DISABLE_MMAP libevent would map the file; without

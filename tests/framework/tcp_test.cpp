@@ -347,23 +347,27 @@ int pattern_file(const std::string& bytes) {
     return fd;
 }
 
-/// On its first data: "head:", then `length` bytes of the file from
-/// `offset` (write_file, the handler's own descriptor closed at once),
-/// "tail", and an orderly close.
+/// On its first data: "head:", then `length` bytes of the file `fd` from
+/// `offset` (write_file on a duplicate the handler closes at once), "tail",
+/// and an orderly close. Records how its connection ended.
 struct FileReply : tcp::Handler {
-    const std::string* file;
+    int fd;
     std::uint64_t offset, length;
     std::atomic<int>* queued;
-    FileReply(const std::string* f, std::uint64_t off, std::uint64_t len, std::atomic<int>* q)
-        : file(f), offset(off), length(len), queued(q) {}
+    std::atomic<int>* closed_error;
+    FileReply(int f, std::uint64_t off, std::uint64_t len, std::atomic<int>* q, std::atomic<int>* e)
+        : fd(f), offset(off), length(len), queued(q), closed_error(e) {}
     void on_data(tcp::Connection& conn, Buffer& in) override {
         in.clear();
         conn.write("head:");
-        const int fd = pattern_file(*file);
-        if (conn.write_file(fd, offset, length)) ++*queued;
-        ::close(fd);  // the connection keeps its own duplicate
+        const int mine = ::dup(fd);
+        if (conn.write_file(mine, offset, length)) ++*queued;
+        ::close(mine);  // the connection keeps a duplicate of its own
         conn.write("tail");
         conn.close();
+    }
+    void on_close(tcp::Connection&, std::error_code error) override {
+        closed_error->store(error.value());
     }
 };
 
@@ -373,13 +377,17 @@ TEST_CASE("write_file sends a file range with sendfile, in order with the bytes 
           "[framework][tcp]") {
     RunningRuntime server({});
     const std::string file = pattern(3 << 20, 11);
+    const int fd = pattern_file(file);
     std::atomic<int> queued{0};
+    std::atomic<int> closed_error{-1};
     tcp::ListenerOptions options;
-    options.connection.high_water = 64 * 1024;  // the range is queued past it: no copy, no refusal
+    // Far past high_water: a range costs no memory while it waits.
+    options.connection.high_water = 64 * 1024;
     options.connection.low_water = 16 * 1024;
     tcp::Listener& listener = server.runtime.listen(
         "127.0.0.1:0",
-        [&] { return std::make_unique<FileReply>(&file, 12345, 2'000'000, &queued); }, options);
+        [&] { return std::make_unique<FileReply>(fd, 12345, 2'000'000, &queued, &closed_error); },
+        options);
     server.start();
     for (int i = 0; i < 3; ++i) {
         Client client(listener.address());
@@ -390,26 +398,38 @@ TEST_CASE("write_file sends a file range with sendfile, in order with the bytes 
     }
     CHECK(queued.load() == 3);
     CHECK(wait_until([&] { return server.runtime.stats().connections_open == 0; }));
+    CHECK(closed_error.load() == 0);
     CHECK(server.stop() == 0);
+    ::close(fd);
 }
 
-TEST_CASE("write_file of a file shorter than the range aborts the connection, no hang",
+TEST_CASE("write_file of a file shorter than the range aborts the connection at once",
           "[framework][tcp]") {
     RunningRuntime server({});
     const std::string file = pattern(100'000, 12);
+    const int fd = pattern_file(file);
     std::atomic<int> queued{0};
+    std::atomic<int> closed_error{-1};
+    tcp::ListenerOptions options;
+    // Long enough that only the abort can end the connection in time: a
+    // send stalled at the end of the file would wait for this.
+    options.connection.close_timeout = std::chrono::seconds(60);
     tcp::Listener& listener = server.runtime.listen(
-        "127.0.0.1:0", [&] { return std::make_unique<FileReply>(&file, 0, 1 << 20, &queued); });
+        "127.0.0.1:0",
+        [&] { return std::make_unique<FileReply>(fd, 0, 1 << 20, &queued, &closed_error); },
+        options);
     server.start();
     Client client(listener.address());
     client.send("go");
     const auto started = std::chrono::steady_clock::now();
     const std::string got = client.receive_all();  // EOF or reset, not the 20 s timeout
-    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
     CHECK(got.size() <= 5 + file.size());
     CHECK(got.compare(0, 5, "head:") == 0);
     CHECK(got.find("tail") == std::string::npos);
     CHECK(queued.load() == 1);
-    CHECK(wait_until([&] { return server.runtime.stats().connections_open == 0; }));
+    REQUIRE(wait_until([&] { return closed_error.load() != -1; }));
+    CHECK(closed_error.load() == static_cast<int>(std::errc::io_error));
     CHECK(server.stop() == 0);
+    ::close(fd);
 }

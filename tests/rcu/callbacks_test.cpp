@@ -1,5 +1,6 @@
 // Callbacks: own lists of QSBR readers, the domain callback thread, retire(),
 // barrier(), and that every callback runs exactly once, also at shutdown.
+#include <pthread.h>
 #include <sched.h>
 
 #include <catch2/catch.hpp>
@@ -85,6 +86,19 @@ TEST_CASE("callbacks queued from a plain thread run on the domain callback threa
 
 TEST_CASE("the domain callback thread is SCHED_BATCH: waking it does not preempt a busy loop",
           "[rcu][unit]") {
+    // Where the kernel refuses SCHED_BATCH (a seccomp filter, gVisor) the
+    // callback thread stays as it is, by design: nothing to check there.
+    int refused = 0;
+    std::thread probe([&] {
+        sched_param param{};
+        refused = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+    });
+    probe.join();
+    if (refused != 0) {
+        WARN("SCHED_BATCH refused here (" << refused << "): skipped");
+        return;
+    }
+    const int mine = sched_getscheduler(0);
     rcu::Domain domain({.name = "cb-policy"});
     struct PolicyHead : rcu::Head {
         std::atomic<int> policy{-1};
@@ -95,7 +109,7 @@ TEST_CASE("the domain callback thread is SCHED_BATCH: waking it does not preempt
     });
     domain.barrier();
     CHECK(head.policy.load() == SCHED_BATCH);
-    CHECK(sched_getscheduler(0) == SCHED_OTHER);  // the caller's own policy is untouched
+    CHECK(sched_getscheduler(0) == mine);  // the caller's own policy is untouched
 }
 
 TEST_CASE("retire deletes after a grace period, with or without an embedded Head", "[rcu][unit]") {

@@ -169,9 +169,11 @@ public:
     /// Adds `length` body bytes of the file `fd` from `offset`, sent with
     /// sendfile(2) (tcp::Connection::write_file(): only what the page cache
     /// holds, or the loop may block on the disk). False if nothing was
-    /// queued (the descriptor could not be duplicated): send the bytes
-    /// another way. True for HEAD, which sends none.
-    bool write_file(int fd, std::uint64_t offset, std::uint64_t length);
+    /// queued: the descriptor could not be duplicated (send the bytes
+    /// another way), or the connection refused them as
+    /// tcp::Connection::write_file() says (closing, or past max_output,
+    /// which aborts it). True for HEAD, which sends none.
+    [[nodiscard]] bool write_file(int fd, std::uint64_t offset, std::uint64_t length);
     /// Ends a reply begun with start(). A reply that wrote fewer bytes than
     /// it announced closes the connection (the client sees a short body).
     void finish();

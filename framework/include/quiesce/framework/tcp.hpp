@@ -153,9 +153,12 @@ public:
     /// file on the loop: queue only what is in the page cache (cachestat(2)),
     /// or a loop may block on the disk. A file that turns out shorter than
     /// `length` aborts the connection (the client sees a short body).
-    /// Returns false (nothing queued) if the descriptor cannot be
-    /// duplicated or the output is refused, as write() would refuse it.
-    bool write_file(int fd, std::uint64_t offset, std::uint64_t length);
+    /// The range counts against `max_output` as written bytes do. Returns
+    /// false, with nothing queued, if the descriptor cannot be duplicated
+    /// (send the bytes another way), once the connection is closing, or
+    /// when write() would refuse the bytes (past `max_output` that aborts
+    /// the connection, as write() does).
+    [[nodiscard]] bool write_file(int fd, std::uint64_t offset, std::uint64_t length);
     /// Orderly close: flush, FIN, wait for the peer's FIN (bounded), close.
     /// on_data() is not called again.
     void close();
