@@ -5,10 +5,10 @@ failed although its Catch2 summary says all passed (a sanitizer report at exit,
 a crash in teardown) counts one failure more. A skipped test (exit 77: a tool
 is not installed) counts as passed, except under CI=true, where every tool is
 installed by the run itself: there a skip is a failure, said on stderr.
-Prints "P passed, F failed". With a second argument, appends to that file the
-name, result and the lines around its first failure (else its last lines)
-of each failed test, so that the end of
-a long run (all that a CI summary may show) says what failed."""
+Prints "P passed, F failed". With a second argument, appends to that file
+the name, result and the lines around the first failure (else the last
+lines) of each failed test, so that the end of a long run (all that a CI
+summary may show) says what failed."""
 import json
 import os
 import re

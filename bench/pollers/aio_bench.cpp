@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -51,11 +50,7 @@ off_t random_offset(std::mt19937_64& rng) {
 double ours_aio_reads(AioShape shape, bool cached_reads, unsigned threads,
                       std::chrono::milliseconds run) {
     const int fd = cached_file();
-    // BENCH_SLICE_US: SchedulerOptions::slice (0: no tick source).
-    const char* slice_env = std::getenv("BENCH_SLICE_US");
-    sched::Scheduler scheduler(
-        {.threads = threads,
-         .slice = std::chrono::microseconds(slice_env != nullptr ? std::atoi(slice_env) : 500)});
+    sched::Scheduler scheduler({.threads = threads, .slice = slice_from_env()});
     const pollers::AioPollerOptions options{.queue_depth = 256,
                                             .use_io_uring = shape != AioShape::kPool,
                                             .fallback_threads = threads,

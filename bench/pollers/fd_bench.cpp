@@ -122,10 +122,9 @@ FdResult ours_fd(int sockets_count, std::chrono::milliseconds run, int gap_us, b
     Sockets sockets(sockets_count);
     Shared shared(sockets_count);
     shared.latencies.reserve(4'000'000);
-    // BENCH_SLICE_US=0 runs the loop without its perf tick source (see
-    // docs/BENCHMARKS.md: the event makes waking a sleeping loop slower).
-    const char* slice_env = std::getenv("BENCH_SLICE_US");
-    const auto slice = std::chrono::microseconds(slice_env != nullptr ? std::atoi(slice_env) : 500);
+    // BENCH_SLICE_US=0: no perf tick source (the event makes waking a
+    // sleeping loop slower).
+    const auto slice = slice_from_env();
     // BENCH_SLICE_MODE=wall: the wall-clock tick source instead of perf.
     const char* mode_env = std::getenv("BENCH_SLICE_MODE");
     const auto mode = mode_env != nullptr && std::string(mode_env) == "wall"

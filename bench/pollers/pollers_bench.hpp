@@ -4,11 +4,20 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <vector>
 
 #include "../harness.hpp"
 
 namespace quiesce::bench {
+
+/// SchedulerOptions::slice for the loops the benchmark starts:
+/// BENCH_SLICE_US if set (0 runs them without their perf tick source; see
+/// docs/BENCHMARKS.md), else the default 500 us.
+inline std::chrono::microseconds slice_from_env() {
+    const char* value = std::getenv("BENCH_SLICE_US");
+    return std::chrono::microseconds(value != nullptr ? std::atoi(value) : 500);
+}
 
 struct FdResult {
     double events_per_sec = 0;

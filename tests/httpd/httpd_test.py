@@ -140,7 +140,7 @@ def make_tree():
 
 def cached_pages(path):
     """Pages of `path` in the page cache by cachestat(2) (Linux 6.5), or
-    None where the kernel has no cachestat."""
+    None where the kernel has no cachestat or refuses it for this file."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     rng = (ctypes.c_uint64 * 2)(0, 0)  # offset 0, length 0: the whole file
@@ -214,7 +214,7 @@ def sendfile_section(binary, root, config, big):
             print("note: the test directory's file system keeps its pages (tmpfs?): the "
                   "evicted case is covered by --sendfile false below", flush=True)
     status, _, body = request(port, "GET", "/files/big.bin", {"Range": "bytes=5-800000"})
-    check(status == 206 and body == big[5:800001], "a range with sendfile")
+    check(status == 206 and body == big[5:800001], "a range of the file")
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=15)
     proc, port, log = start_httpd(binary, root, config, "--log-level", "debug",
