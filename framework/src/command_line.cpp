@@ -33,6 +33,7 @@ std::string address_problem(const std::string& text) {
 CommandLine::CommandLine(std::string name, std::string description, RuntimeOptions defaults)
     : app_(std::move(description), std::move(name)), options_(std::move(defaults)) {
     slice_us_ = static_cast<unsigned>(options_.slice.count());
+    slice_clock_ = std::string(sched::to_string(options_.slice_clock));
     grace_ms_ = static_cast<unsigned>(options_.grace.count());
     stall_ms_ = static_cast<unsigned>(options_.stall.count());
     stats_seconds_ = static_cast<unsigned>(options_.stats_interval.count());
@@ -49,6 +50,9 @@ CommandLine::CommandLine(std::string name, std::string description, RuntimeOptio
     app_.add_option("--slice-us", slice_us_,
                     "CPU time a group runs before it gives way, in microseconds")
         ->check(CLI::Range(0u, 1'000'000u))
+        ->capture_default_str();
+    app_.add_option("--slice-clock", slice_clock_, kSliceClockHelp)
+        ->check(CLI::IsMember({"auto", "perf", "wall"}))
         ->capture_default_str();
     app_.add_option("--stall-ms", stall_ms_,
                     "report an event that runs this long (loop CPU time) without giving way, with "
@@ -104,6 +108,7 @@ int CommandLine::try_parse(int argc, const char* const* argv, RuntimeOptions& ou
         return 2;
     }
     options_.slice = std::chrono::microseconds(slice_us_);
+    options_.slice_clock = sched::slice_mode_from_string(slice_clock_).value();  // IsMember
     options_.grace = std::chrono::milliseconds(grace_ms_);
     options_.stall = std::chrono::milliseconds(stall_ms_);
     options_.stats_interval = std::chrono::seconds(stats_seconds_);

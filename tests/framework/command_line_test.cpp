@@ -32,6 +32,12 @@ TEST_CASE("the shared flags set the runtime's options", "[framework][cli]") {
     CHECK(out.log_level == "debug");
     CHECK(out.stats_interval == std::chrono::seconds(10));
     CHECK(out.grace == std::chrono::milliseconds(1500));
+    CHECK(out.slice_clock == quiesce::sched::SliceMode::kWallConfirm);  // the default
+    REQUIRE(parse({"--slice-clock", "perf"}, out) == -1);
+    CHECK(out.slice_clock == quiesce::sched::SliceMode::kPerfEvent);
+    REQUIRE(parse({"--slice-clock", "auto"}, out,
+                  {.slice_clock = quiesce::sched::SliceMode::kWallConfirm}) == -1);
+    CHECK(out.slice_clock == quiesce::sched::SliceMode::kAuto);
 }
 
 TEST_CASE("defaults stay when no flag is given", "[framework][cli]") {
@@ -47,6 +53,7 @@ TEST_CASE("bad values exit 2, help and version exit 0", "[framework][cli]") {
     CHECK(parse({"--threads", "-1"}, out) == 2);
     CHECK(parse({"--threads", "many"}, out) == 2);
     CHECK(parse({"--log-level", "loud"}, out) == 2);
+    CHECK(parse({"--slice-clock", "tsc"}, out) == 2);
     CHECK(parse({"--listen", "127.0.0.1"}, out) == 2);
     CHECK(parse({"--listen", "1.2.3.4:70000"}, out) == 2);
     CHECK(parse({"--no-such-flag"}, out) == 2);

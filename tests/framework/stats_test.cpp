@@ -153,3 +153,13 @@ TEST_CASE("stats as JSON and Prometheus text follow the traffic", "[framework][s
     CHECK_THAT(text, Catch::Contains("quiesce_received_bytes_total 10\n"));
     CHECK_THAT(text, Catch::Contains("quiesce_loop_events_total{loop=\"1\"}"));
 }
+
+TEST_CASE("a server's loops time slices with the wall timer unless told", "[framework][stats]") {
+    // The scheduler's own default (kAuto) would take the perf task clock
+    // where the kernel allows it, as it does on the CI machines.
+    RunningRuntime server({});
+    server.start();
+    auto json = nlohmann::json::parse(quiesce::to_json(server.runtime.stats()));
+    REQUIRE(json["loops"].size() == 2);
+    for (const auto& loop : json["loops"]) CHECK(loop["slice_mode"] == "wall");
+}

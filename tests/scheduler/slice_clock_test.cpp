@@ -87,6 +87,16 @@ std::uint64_t cpu_to_expiry(SliceClock& clock, std::chrono::nanoseconds slice) {
 
 }  // namespace
 
+TEST_CASE("slice modes by name: what command lines give", "[scheduler][unit]") {
+    using quiesce::sched::slice_mode_from_string;
+    for (SliceMode mode : {SliceMode::kAuto, SliceMode::kPerfEvent, SliceMode::kWallConfirm})
+        CHECK(slice_mode_from_string(quiesce::sched::to_string(mode)) == mode);
+    CHECK(slice_mode_from_string("wall") == SliceMode::kWallConfirm);
+    CHECK_FALSE(slice_mode_from_string("Wall").has_value());
+    CHECK_FALSE(slice_mode_from_string("").has_value());
+    static_assert(slice_mode_from_string("perf") == SliceMode::kPerfEvent);
+}
+
 TEST_CASE("need_resched() is false on a thread without a slice clock", "[scheduler][unit]") {
     bool ever = false;
     std::thread other([&] {

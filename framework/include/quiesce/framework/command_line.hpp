@@ -44,10 +44,18 @@ private:
     CLI::App app_;
     RuntimeOptions options_;
     unsigned slice_us_ = 0;
+    std::string slice_clock_;
     unsigned grace_ms_ = 0;
     unsigned stall_ms_ = 0;
     unsigned stats_seconds_ = 0;
 };
+
+/// What --slice-clock says in --help, for servers that parse their own
+/// command line (kvcache's is memcached's): its values are "wall", "perf"
+/// and "auto" (sched::slice_mode_from_string()).
+inline constexpr const char* kSliceClockHelp =
+    "how loops time slices: wall (a timer signal per tick of a busy loop), perf (the kernel's "
+    "task clock: exact, but a few us per context switch of a loop) or auto (perf where allowed)";
 
 /// The version string --version prints ("quiesce 0.1.0").
 [[nodiscard]] const char* version() noexcept;

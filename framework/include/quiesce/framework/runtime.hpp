@@ -56,6 +56,15 @@ struct RuntimeOptions {
     unsigned threads = 0;
     /// CPU time a group runs before need_resched() turns true.
     std::chrono::microseconds slice{500};
+    /// How loops time those slices (sched::SliceMode). The wall timer
+    /// (kWallConfirm), not the scheduler's kAuto: a server's loops share
+    /// their CPUs with other threads (clients on the same machine, the RCU
+    /// callback thread), and the perf task clock adds a few microseconds to
+    /// every context switch of a loop; under memcslap on the same two CPUs
+    /// that cost kvcache a third of its throughput (docs/BENCHMARKS.md,
+    /// "kvcache under memcslap"). kPerfEvent charges CPU time exactly where
+    /// loops have their CPUs to themselves.
+    sched::SliceMode slice_clock = sched::SliceMode::kWallConfirm;
     /// An event that runs longer than this much of its loop's CPU time
     /// without giving way is reported while it runs, with a backtrace of the
     /// loop thread (framework/README.md, "Stall reports"); 0 = never.

@@ -5,6 +5,7 @@
 
 #include <quiesce/base/config.hpp>
 
+#include <optional>
 #include <string_view>
 
 namespace quiesce::sched {
@@ -32,6 +33,15 @@ enum class SliceMode {
             return "wall";
     }
     return "?";
+}
+
+/// The mode to_string() names ("auto", "perf", "wall"); nullopt for others.
+[[nodiscard]] constexpr std::optional<SliceMode> slice_mode_from_string(
+    std::string_view name) noexcept {
+    for (SliceMode mode : {SliceMode::kAuto, SliceMode::kPerfEvent, SliceMode::kWallConfirm}) {
+        if (to_string(mode) == name) return mode;
+    }
+    return std::nullopt;
 }
 
 }  // namespace quiesce::sched
