@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
     bool enable_shutdown = false, disable_cas = false, disable_flush = false;
     std::string log_level;
     std::string admin;
-    std::string slice_clock(quiesce::sched::to_string(quiesce::RuntimeOptions{}.slice_clock));
+    quiesce::sched::SliceMode slice_mode = quiesce::RuntimeOptions{}.slice_mode;
     app.add_option("-p,--port", port, "TCP port (0: pick a free one, logged)")
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
@@ -110,9 +110,7 @@ int main(int argc, char** argv) {
     app.add_flag("-F,--disable-flush-all", disable_flush, "refuse flush_all");
     app.add_option("--slice-us", slice_us, "CPU time a connection runs before giving way")
         ->capture_default_str();
-    app.add_option("--slice-clock", slice_clock, quiesce::kSliceClockHelp)
-        ->check(CLI::IsMember({"auto", "perf", "wall"}))
-        ->capture_default_str();
+    quiesce::add_slice_clock_option(app, slice_mode);
     app.add_option("--stall-ms", stall_ms, "report an event that runs longer (0: never)")
         ->capture_default_str();
     app.add_option("--grace-ms", grace_ms, "graceful stop: wait this long for connections")
@@ -148,7 +146,7 @@ int main(int argc, char** argv) {
     if (!unix_socket.empty()) options.listen.push_back("unix:" + unix_socket);
     options.threads = threads;
     options.slice = std::chrono::microseconds(slice_us);
-    options.slice_clock = quiesce::sched::slice_mode_from_string(slice_clock).value();  // IsMember
+    options.slice_mode = slice_mode;
     options.stall = std::chrono::milliseconds(stall_ms);
     options.grace = std::chrono::milliseconds(grace_ms);
     options.stats_interval = std::chrono::seconds(stats_seconds);

@@ -30,10 +30,26 @@ std::string address_problem(const std::string& text) {
 
 }  // namespace
 
+CLI::Option* add_slice_clock_option(CLI::App& app, sched::SliceMode& mode) {
+    auto known = [](const std::string& name) {
+        return sched::slice_mode_from_string(name) ? std::string()
+                                                   : "not wall, perf or auto: " + name;
+    };
+    // CLI11 runs the callback only for a value the check let through.
+    auto set = [&mode](const std::string& name) { mode = *sched::slice_mode_from_string(name); };
+    return app
+        .add_option_function<std::string>(
+            "--slice-clock", set,
+            "how loops time slices: wall (a timer signal per tick of a busy loop), perf (the "
+            "kernel's task clock: exact, but a few us per context switch of a loop) or auto "
+            "(perf where allowed)")
+        ->check(known, "wall|perf|auto")
+        ->default_str(std::string(sched::to_string(mode)));
+}
+
 CommandLine::CommandLine(std::string name, std::string description, RuntimeOptions defaults)
     : app_(std::move(description), std::move(name)), options_(std::move(defaults)) {
     slice_us_ = static_cast<unsigned>(options_.slice.count());
-    slice_clock_ = std::string(sched::to_string(options_.slice_clock));
     grace_ms_ = static_cast<unsigned>(options_.grace.count());
     stall_ms_ = static_cast<unsigned>(options_.stall.count());
     stats_seconds_ = static_cast<unsigned>(options_.stats_interval.count());
@@ -51,9 +67,7 @@ CommandLine::CommandLine(std::string name, std::string description, RuntimeOptio
                     "CPU time a group runs before it gives way, in microseconds")
         ->check(CLI::Range(0u, 1'000'000u))
         ->capture_default_str();
-    app_.add_option("--slice-clock", slice_clock_, kSliceClockHelp)
-        ->check(CLI::IsMember({"auto", "perf", "wall"}))
-        ->capture_default_str();
+    add_slice_clock_option(app_, options_.slice_mode);
     app_.add_option("--stall-ms", stall_ms_,
                     "report an event that runs this long (loop CPU time) without giving way, with "
                     "a backtrace "
@@ -108,7 +122,6 @@ int CommandLine::try_parse(int argc, const char* const* argv, RuntimeOptions& ou
         return 2;
     }
     options_.slice = std::chrono::microseconds(slice_us_);
-    options_.slice_clock = sched::slice_mode_from_string(slice_clock_).value();  // IsMember
     options_.grace = std::chrono::milliseconds(grace_ms_);
     options_.stall = std::chrono::milliseconds(stall_ms_);
     options_.stats_interval = std::chrono::seconds(stats_seconds_);

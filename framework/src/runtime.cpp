@@ -45,7 +45,7 @@ sched::SchedulerOptions scheduler_options(const RuntimeOptions& options) {
     sched::SchedulerOptions out;
     out.threads = options.threads;
     out.slice = options.slice;
-    out.slice_mode = options.slice_clock;
+    out.slice_mode = options.slice_mode;
     out.name = options.name;
     return out;
 }

@@ -32,12 +32,12 @@ TEST_CASE("the shared flags set the runtime's options", "[framework][cli]") {
     CHECK(out.log_level == "debug");
     CHECK(out.stats_interval == std::chrono::seconds(10));
     CHECK(out.grace == std::chrono::milliseconds(1500));
-    CHECK(out.slice_clock == quiesce::sched::SliceMode::kWallConfirm);  // the default
+    CHECK(out.slice_mode == quiesce::sched::SliceMode::kWallConfirm);  // the default
     REQUIRE(parse({"--slice-clock", "perf"}, out) == -1);
-    CHECK(out.slice_clock == quiesce::sched::SliceMode::kPerfEvent);
+    CHECK(out.slice_mode == quiesce::sched::SliceMode::kPerfEvent);
     REQUIRE(parse({"--slice-clock", "auto"}, out,
-                  {.slice_clock = quiesce::sched::SliceMode::kWallConfirm}) == -1);
-    CHECK(out.slice_clock == quiesce::sched::SliceMode::kAuto);
+                  {.slice_mode = quiesce::sched::SliceMode::kPerfEvent}) == -1);
+    CHECK(out.slice_mode == quiesce::sched::SliceMode::kAuto);
 }
 
 TEST_CASE("defaults stay when no flag is given", "[framework][cli]") {
@@ -46,6 +46,9 @@ TEST_CASE("defaults stay when no flag is given", "[framework][cli]") {
     CHECK(out.listen == std::vector<std::string>{"127.0.0.1:7000"});
     CHECK(out.threads == 4);
     CHECK(out.grace == std::chrono::milliseconds(5000));
+    CHECK(out.slice_mode == quiesce::sched::SliceMode::kWallConfirm);
+    REQUIRE(parse({}, out, {.slice_mode = quiesce::sched::SliceMode::kPerfEvent}) == -1);
+    CHECK(out.slice_mode == quiesce::sched::SliceMode::kPerfEvent);
 }
 
 TEST_CASE("bad values exit 2, help and version exit 0", "[framework][cli]") {
@@ -54,6 +57,7 @@ TEST_CASE("bad values exit 2, help and version exit 0", "[framework][cli]") {
     CHECK(parse({"--threads", "many"}, out) == 2);
     CHECK(parse({"--log-level", "loud"}, out) == 2);
     CHECK(parse({"--slice-clock", "tsc"}, out) == 2);
+    CHECK(parse({"--slice-clock", "Wall"}, out) == 2);
     CHECK(parse({"--listen", "127.0.0.1"}, out) == 2);
     CHECK(parse({"--listen", "1.2.3.4:70000"}, out) == 2);
     CHECK(parse({"--no-such-flag"}, out) == 2);

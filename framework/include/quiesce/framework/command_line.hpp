@@ -8,10 +8,10 @@
 //     quiesce::RuntimeOptions options = cli.parse(argc, argv);
 //
 // Shared flags: --listen HOST:PORT (repeatable), --threads N, --slice-us N,
-// --stall-ms N, --fd-pollers N, --max-connections N, --log-level L, --stats-interval S,
-// --grace-ms N, --help, --version. parse() prints help or the version and
-// exits 0, and prints what is wrong and exits 2 on a bad value (an unknown
-// flag, a number out of range, an address that does not parse).
+// --slice-clock wall|perf|auto, --stall-ms N, --fd-pollers N, --max-connections N,
+// --log-level L, --stats-interval S, --grace-ms N, --admin HOST:PORT, --help, --version. parse()
+// prints help or the version and exits 0, and prints what is wrong and exits 2 on a bad value (an
+// unknown flag, a number out of range, an address that does not parse).
 //
 // Threading: one thread.
 #pragma once
@@ -44,18 +44,16 @@ private:
     CLI::App app_;
     RuntimeOptions options_;
     unsigned slice_us_ = 0;
-    std::string slice_clock_;
     unsigned grace_ms_ = 0;
     unsigned stall_ms_ = 0;
     unsigned stats_seconds_ = 0;
 };
 
-/// What --slice-clock says in --help, for servers that parse their own
-/// command line (kvcache's is memcached's): its values are "wall", "perf"
-/// and "auto" (sched::slice_mode_from_string()).
-inline constexpr const char* kSliceClockHelp =
-    "how loops time slices: wall (a timer signal per tick of a busy loop), perf (the kernel's "
-    "task clock: exact, but a few us per context switch of a loop) or auto (perf where allowed)";
+/// Adds --slice-clock wall|perf|auto to `app`, parsed into `mode` (whose
+/// value is the default --help shows). CommandLine adds it for its servers;
+/// this is for servers that parse a command line of their own (kvcache
+/// parses memcached's).
+CLI::Option* add_slice_clock_option(CLI::App& app, sched::SliceMode& mode);
 
 /// The version string --version prints ("quiesce 0.1.0").
 [[nodiscard]] const char* version() noexcept;

@@ -61,10 +61,11 @@ struct RuntimeOptions {
     /// their CPUs with other threads (clients on the same machine, the RCU
     /// callback thread), and the perf task clock adds a few microseconds to
     /// every context switch of a loop; under memcslap on the same two CPUs
-    /// that cost kvcache a third of its throughput (docs/BENCHMARKS.md,
+    /// that cost kvcache about a quarter of its throughput (docs/BENCHMARKS.md,
     /// "kvcache under memcslap"). kPerfEvent charges CPU time exactly where
-    /// loops have their CPUs to themselves.
-    sched::SliceMode slice_clock = sched::SliceMode::kWallConfirm;
+    /// loops have their CPUs to themselves (scheduler/README.md, "Which
+    /// clock"). The flag is --slice-clock.
+    sched::SliceMode slice_mode = sched::SliceMode::kWallConfirm;
     /// An event that runs longer than this much of its loop's CPU time
     /// without giving way is reported while it runs, with a backtrace of the
     /// loop thread (framework/README.md, "Stall reports"); 0 = never.

@@ -5,6 +5,7 @@
 
 #include <quiesce/base/config.hpp>
 
+#include <initializer_list>
 #include <optional>
 #include <string_view>
 
