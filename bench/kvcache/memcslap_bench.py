@@ -52,10 +52,12 @@ def wait_listening(port, process, deadline_s=10.0):
 
 
 def memcslap(port, test, concurrency, requests):
-    """Requests per second of one memcslap run, by memcslap's own timing."""
+    """Requests per second of one memcslap run, by memcslap's own timing.
+    --flush empties the server first (timed apart), so that every run
+    measures the same cache: memcslap makes new keys each time."""
     run = subprocess.run(
         ["memcslap", f"--servers=127.0.0.1:{port}", f"--concurrency={concurrency}",
-         f"--execute-number={requests}", f"--test={test}"],
+         f"--execute-number={requests}", f"--test={test}", "--flush"],
         capture_output=True, text=True, timeout=300)
     if run.returncode != 0:
         raise RuntimeError(f"memcslap --test={test} exited with {run.returncode}:\n"
@@ -70,9 +72,13 @@ def memcslap(port, test, concurrency, requests):
     return keys / seconds
 
 
+def log_path(log_dir, name):
+    return os.path.join(log_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".log")
+
+
 def start(name, argv, log_dir):
     """Starts a server and waits until it listens on the port in argv."""
-    log = open(os.path.join(log_dir, name.replace(" ", "_") + ".log"), "w")
+    log = open(log_path(log_dir, name), "w")
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     port = int(argv[argv.index("-p") + 1])
@@ -81,7 +87,7 @@ def start(name, argv, log_dir):
     except RuntimeError:
         process.kill()
         process.wait()
-        with open(os.path.join(log_dir, name.replace(" ", "_") + ".log")) as f:
+        with open(log_path(log_dir, name)) as f:
             raise RuntimeError(f"{name} did not start:\n{f.read()}") from None
     return name, port, process
 
@@ -110,6 +116,11 @@ def main():
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME=ARGS: kvcache with these arguments added (repeatable)")
     args = parser.parse_args()
+    if args.rounds < 1 or args.concurrency < 1 or args.requests < 1:
+        sys.exit("--rounds, --concurrency and --requests must be at least 1")
+    if not os.access(args.kvcache, os.X_OK):
+        sys.exit(f"{args.kvcache}: not an executable (build it: ninja -C build-bench "
+                 "examples/kvcache/kvcache)")
     for tool in ("memcached", "memcslap"):
         if shutil.which(tool) is None:
             print(f"{tool} is missing: apt-get install memcached libmemcached-tools",
@@ -119,7 +130,10 @@ def main():
     variants = [("kvcache", [])]
     for spec in args.variant:
         name, _, extra = spec.partition("=")
-        variants.append((f"kvcache {name}", shlex.split(extra)))
+        extra = shlex.split(extra)
+        if "-p" in extra or "--port" in extra:
+            sys.exit(f"variant {name}: the script picks the port")
+        variants.append((f"kvcache {name}", extra))
     if len({name for name, _ in variants}) != len(variants):
         sys.exit("two variants have the same name")
     servers = []  # (name, port, process)
@@ -136,11 +150,14 @@ def main():
             shift = round_index % len(servers)
             for name, port, process in servers[shift:] + servers[:shift]:
                 for test in ("set", "get"):
+                    try:
+                        rates[(name, test)].append(
+                            memcslap(port, test, args.concurrency, args.requests))
+                    except (RuntimeError, subprocess.TimeoutExpired) as error:
+                        raise RuntimeError(f"{name}: {error} (server logs in {log_dir})") from None
                     if process.poll() is not None:
                         raise RuntimeError(f"{name} exited with {process.returncode} "
-                                           f"(its log: {log_dir})")
-                    rates[(name, test)].append(
-                        memcslap(port, test, args.concurrency, args.requests))
+                                           f"(its log: {log_path(log_dir, name)})")
     finally:
         for _, _, process in servers:
             process.terminate()

@@ -2,11 +2,13 @@
 //
 // Cost, measured here: a timer signal takes ~19 µs of the interrupted
 // thread (median gap in a spinning loop, against ~12 µs for a perf hrtimer
-// sample), so this mode is the fallback, and the timer stops while the loop
-// sleeps. Rejected: one-shot arming per slice (a 1.5 µs timer_settime() at
-// every group switch); a shared ticker thread (a wake-up and a context switch
-// per tick on these 2 vCPUs, and it must learn when loops sleep);
-// CLOCK_THREAD_CPUTIME_ID timers (they expire only on the 4 ms scheduler tick).
+// sample), and the timer stops while the loop sleeps. Unlike the perf event
+// it costs nothing at the loop's context switches, which is why the
+// framework's servers use it (scheduler/README.md, "Which clock"); the
+// scheduler's kAuto falls back to it where perf is refused. Rejected: one-shot arming per slice
+// (a 1.5 µs timer_settime() at every group switch); a shared ticker thread (a wake-up and a context
+// switch per tick on these 2 vCPUs, and it must learn when loops sleep); CLOCK_THREAD_CPUTIME_ID
+// timers (they expire only on the 4 ms scheduler tick).
 //
 // Threading: see wall_ticker.hpp.
 #include "wall_ticker.hpp"

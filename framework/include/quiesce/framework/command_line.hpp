@@ -11,7 +11,8 @@
 // --slice-clock wall|perf|auto, --stall-ms N, --fd-pollers N, --max-connections N,
 // --log-level L, --stats-interval S, --grace-ms N, --admin HOST:PORT, --help, --version. parse()
 // prints help or the version and exits 0, and prints what is wrong and exits 2 on a bad value (an
-// unknown flag, a number out of range, an address that does not parse).
+// unknown flag, a number out of range, an address that does not parse, a --slice-clock other
+// than wall, perf or auto).
 //
 // Threading: one thread.
 #pragma once
