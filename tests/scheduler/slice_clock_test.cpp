@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -69,6 +70,28 @@ bool spin_until_resched(std::chrono::milliseconds limit = 5s) {
         if (need_resched()) return true;
         if ((i & 255) == 0 && std::chrono::steady_clock::now() > deadline) return false;
     }
+}
+
+// The wall clock, the thread's CPU time and its run-queue wait
+// (/proc/thread-self/schedstat; -1 where the kernel does not keep it).
+struct ThreadTimes {
+    std::int64_t wall = 0;
+    std::int64_t cpu = 0;
+    std::int64_t run_delay = 0;
+};
+ThreadTimes thread_times() {
+    ThreadTimes t;
+    t.wall = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+    t.cpu = static_cast<std::int64_t>(thread_cpu());
+    long long on_cpu = 0, waited = -1;
+    if (FILE* f = std::fopen("/proc/thread-self/schedstat", "r")) {
+        if (std::fscanf(f, "%lld %lld", &on_cpu, &waited) != 2) waited = -1;
+        std::fclose(f);
+    }
+    t.run_delay = waited;
+    return t;
 }
 
 void spin_cpu(std::chrono::nanoseconds cpu) {
@@ -349,49 +372,59 @@ TEST_CASE("a weighted slice lasts proportionally longer", "[scheduler][unit]") {
 TEST_CASE("cpu_now_ns() never decreases and follows CLOCK_THREAD_CPUTIME_ID", "[scheduler][unit]") {
     SliceMode mode = mode_under_test();
     if (skip(mode)) return;
-    SliceClock clock(1ms, mode);
-    std::uint64_t previous = clock.cpu_now_ns();
-    bool monotonic = true;
-    for (int i = 0; i < 20'000; ++i) {
-        const std::uint64_t now = clock.cpu_now_ns();
-        monotonic = monotonic && now >= previous;
-        previous = now;
-        if (i % 5'000 == 0) std::this_thread::sleep_for(1ms);
-    }
-    CHECK(monotonic);
+    {
+        SliceClock clock(1ms, mode);
+        std::uint64_t previous = clock.cpu_now_ns();
+        bool monotonic = true;
+        for (int i = 0; i < 20'000; ++i) {
+            const std::uint64_t now = clock.cpu_now_ns();
+            monotonic = monotonic && now >= previous;
+            previous = now;
+            if (i % 5'000 == 0) std::this_thread::sleep_for(1ms);
+        }
+        CHECK(monotonic);
 
-    // Over a stretch of running, both clocks advance alike: the documented
-    // bounds are a few µs (perf) and kWallRefresh (wall) at each end; allow
-    // 2% + 300 µs for preemption and sanitizer slowness.
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        const std::uint64_t a0 = clock.cpu_now_ns(), t0 = thread_cpu();
-        spin_cpu(20ms);
-        const std::uint64_t a1 = clock.cpu_now_ns(), t1 = thread_cpu();
-        const double ours = static_cast<double>(a1 - a0), real = static_cast<double>(t1 - t0);
-        INFO("cpu_now_ns advanced " << ours << " ns, CLOCK_THREAD_CPUTIME_ID " << real);
-        if (attempt == 2) CHECK(std::abs(ours - real) <= 0.02 * real + 300'000);
-        if (std::abs(ours - real) <= 0.02 * real + 300'000) break;
+        // Over a stretch of running, both clocks advance alike: the documented
+        // bounds are a few µs (perf) and kWallRefresh (wall) at each end; allow
+        // 2% + 300 µs for preemption and sanitizer slowness.
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            const std::uint64_t a0 = clock.cpu_now_ns(), t0 = thread_cpu();
+            spin_cpu(20ms);
+            const std::uint64_t a1 = clock.cpu_now_ns(), t1 = thread_cpu();
+            const double ours = static_cast<double>(a1 - a0), real = static_cast<double>(t1 - t0);
+            INFO("cpu_now_ns advanced " << ours << " ns, CLOCK_THREAD_CPUTIME_ID " << real);
+            if (attempt == 2) CHECK(std::abs(ours - real) <= 0.02 * real + 300'000);
+            if (std::abs(ours - real) <= 0.02 * real + 300'000) break;
+        }
     }
-    // Absolute: close after construction; the perf task clock falls behind by
-    // about 11 µs per sleep (context-switch time no group used). In a virtual
-    // machine it can also run ahead: time the hypervisor takes from a running
-    // thread (steal) counts on the estimate, never on CLOCK_THREAD_CPUTIME_ID,
-    // and the monotonic clamp keeps such a lead until the thread has really
-    // run that long (2.2 ms once, under ASan in a CI rehearsal). A lead is
-    // then run off and the clock re-anchored at a sleep's switch records,
-    // up to five times (three were not enough once on a host with heavy
-    // steal, a 1.2 ms lead under TSan in a CI rehearsal): a clock that is
-    // wrong at each fresh anchor still fails.
-    std::int64_t gap = 0;
-    for (int attempt = 0; attempt < 6; ++attempt) {
-        gap =
-            static_cast<std::int64_t>(thread_cpu()) - static_cast<std::int64_t>(clock.cpu_now_ns());
-        if (gap > -200'000 || attempt == 5) break;
-        spin_cpu(std::chrono::nanoseconds(-gap) + 1ms);
-        std::this_thread::sleep_for(1ms);
-    }
-    INFO("CLOCK_THREAD_CPUTIME_ID - cpu_now_ns() = " << gap << " ns");
-    CHECK(gap > -200'000);
+
+    // Absolute: a fresh clock starts at CLOCK_THREAD_CPUTIME_ID and stays
+    // close to it over 10 ms of running. The perf task clock falls behind by
+    // about 11 µs per switch (time no group used), and in a virtual machine
+    // it runs ahead by what the hypervisor takes from the running thread
+    // (steal) and what interrupts take: both count on the task clock, never
+    // on CLOCK_THREAD_CPUTIME_ID (1.2-2.2 ms over this test's first version
+    // in CI rehearsals). That time is measured, not guessed: the wall time of
+    // a spin that neither CPU time nor run-queue waiting explain.
+    SliceClock fresh(1ms, mode);
+    const ThreadTimes before = thread_times();
+    const auto gap_of = [&fresh] {
+        return static_cast<std::int64_t>(thread_cpu()) -
+               static_cast<std::int64_t>(fresh.cpu_now_ns());
+    };
+    const std::int64_t gap_at_start = gap_of();
+    spin_cpu(10ms);
+    const std::int64_t gap = gap_of();
+    const ThreadTimes after = thread_times();
+    const std::int64_t unexplained = (after.wall - before.wall) - (after.cpu - before.cpu) -
+                                     (after.run_delay - before.run_delay);
+    const std::int64_t lead_allowed = 200'000 + std::max<std::int64_t>(0, unexplained);
+    INFO("CLOCK_THREAD_CPUTIME_ID - cpu_now_ns(): " << gap_at_start << " ns at the start, " << gap
+                                                    << " ns after 10 ms; unexplained wall time "
+                                                    << unexplained << " ns");
+    CHECK(gap_at_start > -200'000);
+    CHECK(gap_at_start < 2'000'000);
+    CHECK(gap > -lead_allowed);
     CHECK(gap < 2'000'000);
 }
 
